@@ -1,0 +1,175 @@
+"""Prometheus metrics of the collector, on a registry built by the wiring code.
+
+Every name here is part of the metrics contract in docs/metrics.md. Labels are
+bounded: model, model_version, feature, method, reason, outcome, kind, channel,
+status, topic, partition. Never request ids or values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+RUN_DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """All collector metrics, registered on one registry."""
+
+    registry: CollectorRegistry
+    # ingest
+    events: Counter
+    deadletters: Counter
+    ingest_batches: Counter
+    last_event_timestamp: Gauge
+    consumer_lag: Gauge
+    kafka_up: Gauge
+    store_up: Gauge
+    # serving (derived from prediction events)
+    serving_predictions: Counter
+    serving_latency: Histogram
+    # monitoring runs
+    runs: Counter
+    run_duration: Histogram
+    last_run_timestamp: Gauge
+    window_events: Gauge
+    feature_statistic: Gauge
+    feature_p_value: Gauge
+    feature_drifted: Gauge
+    dataset_drifted: Gauge
+    share_drifted: Gauge
+    drifted_features: Gauge
+    # alerts
+    deliveries: Counter
+    outbox_pending: Gauge
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry | None = None) -> Metrics:
+        """Create every metric on `registry` (a new one when None)."""
+        reg = registry if registry is not None else CollectorRegistry()
+        return cls(
+            registry=reg,
+            events=Counter(
+                "driftline_ingest_events_total",
+                "Events read from Kafka by kind, model and outcome (stored, duplicate).",
+                ["kind", "model", "outcome"],
+                registry=reg,
+            ),
+            deadletters=Counter(
+                "driftline_ingest_deadletters_total",
+                "Events sent to the dead-letter topic, by reason.",
+                ["reason"],
+                registry=reg,
+            ),
+            ingest_batches=Counter(
+                "driftline_ingest_batches_total",
+                "Batches written to the store and committed to Kafka.",
+                registry=reg,
+            ),
+            last_event_timestamp=Gauge(
+                "driftline_ingest_last_event_timestamp_seconds",
+                "Unix time at which the last event of each model was stored.",
+                ["model"],
+                registry=reg,
+            ),
+            consumer_lag=Gauge(
+                "driftline_ingest_consumer_lag_messages",
+                "Messages behind the partition's high watermark.",
+                ["topic", "partition"],
+                registry=reg,
+            ),
+            kafka_up=Gauge(
+                "driftline_kafka_up", "1 when the Kafka consumer is connected.", registry=reg
+            ),
+            store_up=Gauge(
+                "driftline_store_up", "1 when the store answered its last query.", registry=reg
+            ),
+            serving_predictions=Counter(
+                "driftline_serving_predictions_total",
+                "Predictions served, counted from the logged events.",
+                ["model", "model_version"],
+                registry=reg,
+            ),
+            serving_latency=Histogram(
+                "driftline_serving_latency_seconds",
+                "Serving latency reported by the model server (latency_ms of the events).",
+                ["model", "model_version"],
+                buckets=LATENCY_BUCKETS,
+                registry=reg,
+            ),
+            runs=Counter(
+                "driftline_monitor_runs_total",
+                "Monitoring runs by model and status (ok, insufficient_data, failed).",
+                ["model", "status"],
+                registry=reg,
+            ),
+            run_duration=Histogram(
+                "driftline_monitor_run_duration_seconds",
+                "Wall time of one monitoring run.",
+                ["model"],
+                buckets=RUN_DURATION_BUCKETS,
+                registry=reg,
+            ),
+            last_run_timestamp=Gauge(
+                "driftline_monitor_last_run_timestamp_seconds",
+                "Unix time at which the model's last run finished.",
+                ["model"],
+                registry=reg,
+            ),
+            window_events=Gauge(
+                "driftline_monitor_window_events",
+                "Events in the current window of the model's last run.",
+                ["model"],
+                registry=reg,
+            ),
+            feature_statistic=Gauge(
+                "driftline_drift_feature_statistic",
+                "Drift statistic of each feature in the last run.",
+                ["model", "feature", "method"],
+                registry=reg,
+            ),
+            feature_p_value=Gauge(
+                "driftline_drift_feature_p_value",
+                "p-value of each feature's test in the last run (p-value methods only).",
+                ["model", "feature", "method"],
+                registry=reg,
+            ),
+            feature_drifted=Gauge(
+                "driftline_drift_feature_drifted",
+                "1 when the feature drifted in the last run.",
+                ["model", "feature", "method"],
+                registry=reg,
+            ),
+            dataset_drifted=Gauge(
+                "driftline_drift_dataset_drifted",
+                "1 when the dataset verdict of the last run is drift.",
+                ["model"],
+                registry=reg,
+            ),
+            share_drifted=Gauge(
+                "driftline_drift_share_drifted_ratio",
+                "Share of features that drifted in the last run (0 to 1).",
+                ["model"],
+                registry=reg,
+            ),
+            drifted_features=Gauge(
+                "driftline_drift_drifted_features",
+                "Number of features that drifted in the last run.",
+                ["model"],
+                registry=reg,
+            ),
+            deliveries=Counter(
+                "driftline_alerts_deliveries_total",
+                "Webhook delivery attempts by channel and outcome (delivered, retry, failed).",
+                ["channel", "outcome"],
+                registry=reg,
+            ),
+            outbox_pending=Gauge(
+                "driftline_alerts_outbox_pending_deliveries",
+                "Deliveries waiting in the outbox.",
+                registry=reg,
+            ),
+        )
