@@ -294,4 +294,5 @@ def encode_event(event: Event) -> bytes:
     except ValueError as exc:
         raise EventDecodeError("non_finite", "event holds a non-finite number") from exc
     except TypeError as exc:
-        raise EventDecodeError("wrong_type", f"event holds a value JSON cannot encode: {exc}") from exc
+        message = f"event holds a value JSON cannot encode: {exc}"
+        raise EventDecodeError("wrong_type", message) from exc

@@ -42,6 +42,8 @@ class Metrics:
     dataset_drifted: Gauge
     share_drifted: Gauge
     drifted_features: Gauge
+    prediction_drifted: Gauge
+    prediction_statistic: Gauge
     # alerts
     deliveries: Counter
     outbox_pending: Gauge
@@ -159,6 +161,18 @@ class Metrics:
                 "driftline_drift_drifted_features",
                 "Number of features that drifted in the last run.",
                 ["model"],
+                registry=reg,
+            ),
+            prediction_drifted=Gauge(
+                "driftline_drift_prediction_drifted",
+                "1 when the model's outputs (prediction column) drifted in the last run.",
+                ["model"],
+                registry=reg,
+            ),
+            prediction_statistic=Gauge(
+                "driftline_drift_prediction_statistic",
+                "Drift statistic of the model's outputs in the last run.",
+                ["model", "method"],
                 registry=reg,
             ),
             deliveries=Counter(
