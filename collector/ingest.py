@@ -1,0 +1,304 @@
+"""Ingest: consume events from Kafka, store them once each, then commit offsets.
+
+The loop's state is the next offset of each partition (as bytewax's Kafka
+source): a batch is decoded, valid events are written in one transaction
+(idempotent on event_id), invalid ones are produced to the dead-letter topic
+with their original bytes, and only when both are durable are the offsets
+committed. A failure before the commit rewinds the partitions to the batch's
+first offsets, so nothing is lost and nothing is stored twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaError, MessageSizeTooLargeError
+from kafka.structs import OffsetAndMetadata
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from collector.config import KafkaSettings
+from collector.errors import EventDecodeError
+from collector.events import LabelEvent, PredictionEvent, decode_event
+from collector.metrics import Metrics
+from collector.store.queries import insert_labels, insert_predictions
+
+logger = logging.getLogger(__name__)
+
+_FETCH_BYTES = 16 * 1024 * 1024
+_MAX_DEADLETTER_BYTES = 8 * 1024 * 1024
+_MAX_BACKOFF_SECONDS = 30.0
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class BatchOutcome:
+    """What one batch did: counts by outcome, for logs and tests."""
+
+    stored: int = 0
+    duplicates: int = 0
+    deadlettered: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+
+def deadletter_headers(record: Any, error: EventDecodeError) -> list[tuple[str, bytes]]:
+    """Headers of a dead letter: the reason, a message, and where the event came from."""
+    return [
+        ("driftline.error.reason", error.reason.encode()),
+        ("driftline.error.message", str(error).encode()),
+        ("driftline.source.topic", str(record.topic).encode()),
+        ("driftline.source.partition", str(record.partition).encode()),
+        ("driftline.source.offset", str(record.offset).encode()),
+    ]
+
+
+class IngestLoop:
+    """The consumer loop of the collector; `run(stop)` blocks until `stop` is set."""
+
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        session_factory: sessionmaker[Session],
+        metrics: Metrics,
+        *,
+        clock: Callable[[], datetime] = _utcnow,
+        poll_timeout_ms: int = 500,
+    ) -> None:
+        self._settings = settings
+        self._sessions = session_factory
+        self._metrics = metrics
+        self._clock = clock
+        self._poll_timeout_ms = poll_timeout_ms
+        self._consumer: KafkaConsumer | None = None
+        self._producer: KafkaProducer | None = None
+        self.batches_committed = 0
+
+    # -- connection -----------------------------------------------------------------------------
+    def _connect(self) -> None:
+        servers = self._settings.bootstrap_servers.split(",")
+        consumer = KafkaConsumer(
+            bootstrap_servers=servers,
+            group_id=self._settings.group_id,
+            client_id="driftline-collector",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=self._settings.max_poll_records,
+            max_partition_fetch_bytes=_FETCH_BYTES,
+            fetch_max_bytes=_FETCH_BYTES * 2,
+            bootstrap_timeout_ms=5000,
+        )
+        try:
+            producer = KafkaProducer(
+                bootstrap_servers=servers,
+                client_id="driftline-deadletter",
+                acks="all",
+                linger_ms=5,
+                max_request_size=_MAX_DEADLETTER_BYTES + 64 * 1024,
+            )
+        except Exception:
+            consumer.close(autocommit=False)
+            raise
+        consumer.subscribe([self._settings.predictions_topic, self._settings.labels_topic])
+        self._consumer, self._producer = consumer, producer
+        logger.info("ingest connected", extra={"bootstrap": self._settings.bootstrap_servers})
+
+    def _disconnect(self) -> None:
+        if self._consumer is not None:
+            try:
+                self._consumer.close(autocommit=False, timeout_ms=5000)
+            except Exception:  # closing a broken client must not stop the loop
+                logger.warning("consumer close failed", exc_info=True)
+        if self._producer is not None:
+            try:
+                self._producer.close(timeout=5)
+            except Exception:
+                logger.warning("producer close failed", exc_info=True)
+        self._consumer, self._producer = None, None
+
+    # -- the loop -------------------------------------------------------------------------------
+    def run(self, stop: threading.Event) -> None:
+        """Consume until `stop` is set; reconnects with backoff, never raises on bad input."""
+        backoff = 0.5
+        while not stop.is_set():
+            if self._consumer is None:
+                try:
+                    self._connect()
+                    backoff = 0.5
+                except KafkaError as exc:
+                    self._metrics.kafka_up.set(0)
+                    logger.warning("kafka unreachable, retrying", extra={"error": repr(exc),
+                                                                         "retry_in": backoff})
+                    stop.wait(backoff)
+                    backoff = min(backoff * 2, _MAX_BACKOFF_SECONDS)
+                    continue
+            consumer = self._consumer
+            if consumer is None:
+                continue
+            try:
+                batch = consumer.poll(
+                    timeout_ms=self._poll_timeout_ms, max_records=self._settings.max_poll_records
+                )
+            except KafkaError:
+                logger.warning("poll failed, reconnecting", exc_info=True)
+                self._disconnect()
+                stop.wait(backoff)
+                continue
+            if batch:
+                if not self._handle(batch):
+                    stop.wait(backoff)
+                    backoff = min(backoff * 2, _MAX_BACKOFF_SECONDS)
+                    continue
+                backoff = 0.5
+            self._update_lag()
+        self._disconnect()
+        logger.info("ingest stopped")
+
+    def _handle(self, batch: Mapping[TopicPartition, Sequence[Any]]) -> bool:
+        """Process one polled batch; True when it was stored and committed."""
+        try:
+            self.process(batch)
+        except (SQLAlchemyError, KafkaError, OSError) as exc:
+            self._metrics.store_up.set(0 if isinstance(exc, SQLAlchemyError) else 1)
+            logger.warning("batch not committed, will be read again", extra={"error": repr(exc)})
+            self._rewind(batch)
+            return False
+        return True
+
+    def _rewind(self, batch: Mapping[TopicPartition, Sequence[Any]]) -> None:
+        if self._consumer is None:
+            return
+        for tp, records in batch.items():
+            if records:
+                try:
+                    self._consumer.seek(tp, records[0].offset)
+                except Exception:  # the partition may have been revoked; the group re-reads it
+                    logger.warning("seek failed", exc_info=True)
+
+    def process(self, batch: Mapping[TopicPartition, Sequence[Any]]) -> BatchOutcome:
+        """Decode, store, dead-letter and commit one batch (raises if it cannot be made durable)."""
+        outcome = BatchOutcome()
+        predictions: list[PredictionEvent] = []
+        labels: list[LabelEvent] = []
+        dead: list[tuple[Any, EventDecodeError]] = []
+        for records in batch.values():
+            for record in records:
+                try:
+                    event = decode_event(record.value, max_bytes=self._settings.max_event_bytes)
+                except EventDecodeError as error:
+                    dead.append((record, error))
+                    continue
+                if isinstance(event, PredictionEvent):
+                    predictions.append(event)
+                else:
+                    labels.append(event)
+        now = self._clock()
+        with self._sessions.begin() as session:
+            new_predictions = insert_predictions(session, predictions, now)
+            new_labels = insert_labels(session, labels, now)
+        self._metrics.store_up.set(1)
+        self._send_deadletters(dead)
+        self._commit(batch)
+        self._count(predictions, labels, new_predictions, new_labels, dead, outcome, now)
+        return outcome
+
+    def _send_deadletters(self, dead: list[tuple[Any, EventDecodeError]]) -> None:
+        if not dead:
+            return
+        if self._producer is None:
+            raise KafkaError("no dead-letter producer")
+        futures = []
+        for record, error in dead:
+            headers = deadletter_headers(record, error)
+            value = record.value
+            if value is not None and len(value) > _MAX_DEADLETTER_BYTES:
+                # Larger than the dead-letter topic takes: keep the head and say so.
+                value = value[:_MAX_DEADLETTER_BYTES]
+                headers.append(("driftline.error.truncated", b"true"))
+            try:
+                futures.append(self._producer.send(
+                    self._settings.deadletter_topic, key=record.key, value=value, headers=headers
+                ))
+            except MessageSizeTooLargeError:
+                headers.append(("driftline.error.truncated", b"true"))
+                futures.append(self._producer.send(
+                    self._settings.deadletter_topic, key=record.key, value=value[:1024],
+                    headers=headers,
+                ))
+        self._producer.flush(timeout=30)
+        for future in futures:
+            future.get(timeout=30)  # raises if the dead letter did not reach the broker
+
+    def _commit(self, batch: Mapping[TopicPartition, Sequence[Any]]) -> None:
+        if self._consumer is None:
+            raise KafkaError("no consumer")
+        offsets = {
+            tp: OffsetAndMetadata(records[-1].offset + 1, "", -1)
+            for tp, records in batch.items()
+            if records
+        }
+        self._consumer.commit(offsets=offsets)
+        self.batches_committed += 1
+        self._metrics.ingest_batches.inc()
+
+    def _count(
+        self,
+        predictions: list[PredictionEvent],
+        labels: list[LabelEvent],
+        new_predictions: set[str],
+        new_labels: set[str],
+        dead: list[tuple[Any, EventDecodeError]],
+        outcome: BatchOutcome,
+        now: datetime,
+    ) -> None:
+        m = self._metrics
+        seen: set[str] = set()
+        for event in predictions:
+            if event.event_id in new_predictions and event.event_id not in seen:
+                seen.add(event.event_id)
+                outcome.stored += 1
+                m.events.labels("prediction", event.model, "stored").inc()
+                version = event.model_version or ""
+                m.serving_predictions.labels(event.model, version).inc()
+                if event.latency_ms is not None:
+                    m.serving_latency.labels(event.model, version).observe(event.latency_ms / 1000)
+                m.last_event_timestamp.labels(event.model).set(now.timestamp())
+            else:
+                outcome.duplicates += 1
+                m.events.labels("prediction", event.model, "duplicate").inc()
+        seen.clear()
+        for label in labels:
+            if label.event_id in new_labels and label.event_id not in seen:
+                seen.add(label.event_id)
+                outcome.stored += 1
+                m.events.labels("label", label.model, "stored").inc()
+            else:
+                outcome.duplicates += 1
+                m.events.labels("label", label.model, "duplicate").inc()
+        for _record, error in dead:
+            outcome.deadlettered[error.reason] += 1
+            m.deadletters.labels(error.reason).inc()
+        if dead:
+            logger.info("events dead-lettered", extra={"count": len(dead)})
+
+    def _update_lag(self) -> None:
+        consumer = self._consumer
+        if consumer is None:
+            return
+        try:
+            for tp in consumer.assignment():
+                highwater = consumer.highwater(tp)
+                position = consumer.position(tp, timeout_ms=100) if highwater is not None else None
+                if highwater is not None and position is not None:
+                    lag = max(highwater - position, 0)
+                    self._metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)
+        except KafkaError:
+            logger.debug("lag not available", exc_info=True)

@@ -1,0 +1,149 @@
+"""SQLAlchemy 2 ORM tables of the store (schema managed by Alembic migrations)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# SQLite has no 64-bit autoincrement BIGINT primary key; PostgreSQL gets BIGSERIAL.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite drops the offset)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Refuse naive datetimes; store UTC."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: the store keeps timezone-aware UTC")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Read back as aware UTC."""
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of the collector's tables."""
+
+
+class Prediction(Base):
+    """One served prediction; `event_id` makes writes idempotent."""
+
+    __tablename__ = "predictions"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(200), unique=True)
+    model: Mapped[str] = mapped_column(String(200))
+    model_version: Mapped[str | None] = mapped_column(String(200))
+    request_id: Mapped[str | None] = mapped_column(String(200))
+    event_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    features: Mapped[dict[str, Any]] = mapped_column(JSON)
+    prediction: Mapped[Any] = mapped_column(JSON, nullable=True)
+    tags: Mapped[dict[str, str] | None] = mapped_column(JSON, nullable=True)
+    latency_ms: Mapped[float | None] = mapped_column(Float)
+
+    __table_args__ = (
+        Index("ix_predictions_model_id", "model", "id"),
+        Index("ix_predictions_model_event_at", "model", "event_at"),
+        Index("ix_predictions_model_request", "model", "request_id"),
+    )
+
+
+class Label(Base):
+    """Ground truth for a prediction, joined on (model, request_id)."""
+
+    __tablename__ = "labels"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(200), unique=True)
+    model: Mapped[str] = mapped_column(String(200))
+    request_id: Mapped[str] = mapped_column(String(200))
+    event_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    label: Mapped[Any] = mapped_column(JSON)
+
+    __table_args__ = (Index("ix_labels_model_request", "model", "request_id"),)
+
+
+class Reference(Base):
+    """A fitted reference profile, keyed by model and the reference file's digest."""
+
+    __tablename__ = "reference_profiles"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    model: Mapped[str] = mapped_column(String(200))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(Text)
+    n_rows: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    profile: Mapped[bytes] = mapped_column(LargeBinary)
+
+    __table_args__ = (Index("ux_reference_profiles_model_fp", "model", "fingerprint", unique=True),)
+
+
+class Run(Base):
+    """One monitoring run of one model."""
+
+    __tablename__ = "runs"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    model: Mapped[str] = mapped_column(String(200))
+    model_version: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(32))
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    finished_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    window_start: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    window_end: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    n_reference: Mapped[int] = mapped_column(Integer)
+    n_current: Mapped[int] = mapped_column(Integer)
+    share_drifted: Mapped[float | None] = mapped_column(Float)
+    drift_share: Mapped[float] = mapped_column(Float)
+    dataset_drifted: Mapped[bool] = mapped_column(Boolean)
+    reference_id: Mapped[int | None] = mapped_column(ForeignKey("reference_profiles.id"))
+    error: Mapped[str | None] = mapped_column(Text)
+    report: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+
+    __table_args__ = (Index("ix_runs_model_started", "model", "started_at"),)
+
+
+class FeatureResult(Base):
+    """One feature's drift result within a run."""
+
+    __tablename__ = "feature_results"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    feature: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16))
+    method: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(32))
+    statistic: Mapped[float | None] = mapped_column(Float)
+    p_value: Mapped[float | None] = mapped_column(Float)
+    threshold: Mapped[float] = mapped_column(Float)
+    drifted: Mapped[bool] = mapped_column(Boolean)
+    effect_size: Mapped[float | None] = mapped_column(Float)
+    n_reference: Mapped[int] = mapped_column(Integer)
+    n_current: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (Index("ix_feature_results_run", "run_id"),)
