@@ -1,0 +1,207 @@
+"""Wiring: the only place that reads the environment and builds long-lived objects.
+
+`Service` owns the engine, the metrics registry, the ingest loop, the
+scheduler, the outbox dispatcher and the HTTP server, starts them in order and
+stops them in reverse on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Literal
+
+import uvicorn
+from alerts.channels.retraining import RetrainingWebhookChannel
+from alerts.dispatcher import Dispatcher, RetryPolicy
+from sqlalchemy import text
+from sqlalchemy.orm import Session, sessionmaker
+
+from collector.api import ApiContext, create_app
+from collector.config import Settings
+from collector.ingest import IngestLoop
+from collector.metrics import Metrics
+from collector.monitor import ModelMonitor, retraining_channel_name
+from collector.scheduler import MonitorScheduler
+from collector.store import make_engine, make_session_factory, upgrade
+
+logger = logging.getLogger(__name__)
+
+Role = Literal["ingest", "scheduler", "api"]
+ALL_ROLES: frozenset[Role] = frozenset({"ingest", "scheduler", "api"})
+
+
+def kafka_reachable(bootstrap_servers: str, timeout_seconds: float = 1.0) -> bool:
+    """True when a TCP connection to any bootstrap server succeeds."""
+    for server in bootstrap_servers.split(","):
+        host, _, port = server.strip().rpartition(":")
+        try:
+            with socket.create_connection((host or "127.0.0.1", int(port)), timeout_seconds):
+                return True
+        except (OSError, ValueError):
+            continue
+    return False
+
+
+@dataclass
+class Service:
+    """The running driftline service (`driftline serve`)."""
+
+    settings: Settings
+    roles: frozenset[Role] = ALL_ROLES
+    retry_policy: RetryPolicy | None = None
+    health_interval_seconds: float = 5.0
+    metrics: Metrics = field(default_factory=Metrics.create)
+    stop_event: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self.engine = make_engine(self.settings.database_url)
+        self.sessions: sessionmaker[Session] = make_session_factory(self.engine)
+        self.monitors = {
+            m.name: ModelMonitor(
+                m, self.sessions, self.metrics,
+                max_features_exported=self.settings.metrics.max_features_per_model,
+            )
+            for m in self.settings.models
+        }
+        self.ingest: IngestLoop | None = None
+        self.scheduler: MonitorScheduler | None = None
+        self.dispatcher: Dispatcher | None = None
+        self._threads: list[threading.Thread] = []
+        self._server: uvicorn.Server | None = None
+        self._ready = {"kafka": False, "store": False}
+        self.http_port: int | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Apply migrations, then start every role's components."""
+        upgrade(self.engine)
+        self._check_health()
+        if "scheduler" in self.roles:
+            self._start_dispatcher()
+            for monitor in self.monitors.values():
+                try:
+                    monitor.profile()
+                except Exception:  # a bad reference fails that model's runs, not the service
+                    logger.exception("reference profile unavailable", extra={
+                        "model": monitor.model.name})
+            self.scheduler = MonitorScheduler(self.monitors)
+            self.scheduler.start()
+        if "ingest" in self.roles:
+            self.ingest = IngestLoop(self.settings.kafka, self.sessions, self.metrics)
+            self._spawn("ingest", lambda: self.ingest.run(self.stop_event) if self.ingest else None)
+        self._spawn("health", self._health_loop)
+        self._start_http()
+        logger.info("driftline started", extra={"roles": sorted(self.roles)})
+
+    def _start_dispatcher(self) -> None:
+        channels = {}
+        for model in self.settings.models:
+            if model.retraining_webhook is None:
+                continue
+            hook = model.retraining_webhook
+            channels[retraining_channel_name(model.name)] = RetrainingWebhookChannel(
+                hook.url, secret=hook.secret(), timeout_seconds=hook.timeout_seconds,
+                name=retraining_channel_name(model.name),
+            )
+        kwargs = {} if self.retry_policy is None else {"policy": self.retry_policy}
+        self.dispatcher = Dispatcher(
+            self.sessions,
+            channels=channels,
+            on_outcome=lambda channel, outcome: self.metrics.deliveries.labels(
+                channel, outcome).inc(),
+            **kwargs,
+        )
+        self.dispatcher.start()
+
+    def _start_http(self) -> None:
+        context = ApiContext(
+            registry=self.metrics.registry,
+            session_factory=self.sessions,
+            readiness=self.readiness,
+            model_names=frozenset(self.monitors),
+        )
+        config = uvicorn.Config(
+            create_app(context), host=self.settings.http.host, port=self.settings.http.port,
+            log_level="warning", lifespan="off", access_log=False,
+        )
+        self._server = uvicorn.Server(config)
+        self._spawn("http", self._server.run)
+        deadline = time.monotonic() + 15
+        while not self._server.started and time.monotonic() < deadline:
+            if not self._threads[-1].is_alive():
+                raise OSError(f"HTTP server could not bind {config.host}:{config.port}")
+            time.sleep(0.05)
+        sockets = [s for server in self._server.servers for s in server.sockets]
+        self.http_port = int(sockets[0].getsockname()[1]) if sockets else config.port
+
+    def _spawn(self, name: str, target: Callable[[], object]) -> None:
+        thread = threading.Thread(target=target, name=f"driftline-{name}", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def stop(self) -> None:
+        """Stop in reverse order: ingest finishes its batch and commits first."""
+        self.stop_event.set()
+        for thread in self._threads:
+            if thread.name == "driftline-ingest":
+                thread.join(timeout=30)
+        if self.scheduler is not None:
+            self.scheduler.stop(wait=True)
+        if self.dispatcher is not None:
+            self.dispatcher.stop(timeout_seconds=10)
+        if self._server is not None:
+            self._server.should_exit = True
+        for thread in self._threads:
+            thread.join(timeout=10)
+        self.engine.dispose()
+        logger.info("driftline stopped")
+
+    def serve_forever(self) -> None:
+        """Start, then block until SIGTERM or SIGINT; then stop cleanly."""
+
+        def _handle(signum: int, _frame: FrameType | None) -> None:
+            logger.info("signal received, stopping", extra={"signal": signum})
+            self.stop_event.set()
+
+        signal.signal(signal.SIGTERM, _handle)
+        signal.signal(signal.SIGINT, _handle)
+        self.start()
+        self.stop_event.wait()
+        self.stop()
+
+    # -- health ---------------------------------------------------------------------------------
+    def readiness(self) -> dict[str, bool]:
+        """What /readyz reports: the store, and Kafka when this process ingests."""
+        checks = {"store": self._ready["store"]}
+        if "ingest" in self.roles:
+            checks["kafka"] = self._ready["kafka"]
+        return checks
+
+    def _check_health(self) -> None:
+        try:
+            with self.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+            self._ready["store"] = True
+        except Exception:
+            self._ready["store"] = False
+        self._ready["kafka"] = kafka_reachable(self.settings.kafka.bootstrap_servers)
+        self.metrics.store_up.set(1 if self._ready["store"] else 0)
+        self.metrics.kafka_up.set(1 if self._ready["kafka"] else 0)
+        if self.dispatcher is not None:
+            try:
+                self.metrics.outbox_pending.set(self.dispatcher.pending_count())
+            except Exception:
+                logger.debug("outbox count unavailable", exc_info=True)
+
+    def _health_loop(self) -> None:
+        while not self.stop_event.wait(self.health_interval_seconds):
+            self._check_health()
+
+

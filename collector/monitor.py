@@ -1,0 +1,349 @@
+"""One monitoring run of one model: window, drift, stored run, gauges, retraining webhook."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from alerts.outbox import enqueue, in_cooldown
+from sqlalchemy.orm import Session, sessionmaker
+
+from collector.config import ModelSettings
+from collector.errors import ReferenceDataError
+from collector.metrics import Metrics
+from collector.store.models import FeatureResult, Reference, Run
+from collector.store.queries import find_reference, load_window
+from detectors import DriftOptions, DriftReport, ReferenceProfile, detect_drift
+
+logger = logging.getLogger(__name__)
+
+DRIFT_EVENT_TYPE = "model.drift_detected"
+PREDICTION_COLUMN = "prediction"
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def retraining_channel_name(model: str) -> str:
+    """The dispatcher channel that carries a model's retraining webhook."""
+    return f"retraining:{model}"
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What a run found, as returned to the scheduler and to tests."""
+
+    run_id: str
+    model: str
+    status: str
+    n_current: int
+    share_drifted: float | None
+    dataset_drifted: bool
+    drifted_features: tuple[str, ...]
+    webhook_enqueued: bool
+    error: str | None = None
+
+
+def read_reference(path: Path, file_format: str = "auto") -> pd.DataFrame:
+    """Read a reference dataset from CSV or Parquet.
+
+    Raises:
+        ReferenceDataError: When the file is missing or unreadable.
+    """
+    kind = file_format
+    if kind == "auto":
+        kind = "parquet" if path.suffix.lower() in {".parquet", ".pq"} else "csv"
+    try:
+        return pd.read_parquet(path) if kind == "parquet" else pd.read_csv(path)
+    except FileNotFoundError as exc:
+        raise ReferenceDataError(f"reference dataset {path} does not exist") from exc
+    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        raise ReferenceDataError(f"reference dataset {path} cannot be read as {kind}") from exc
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 of a file, so a profile is fitted once per reference content."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+class ModelMonitor:
+    """Runs drift checks for one model; never two at once (a lock guards `run`)."""
+
+    def __init__(
+        self,
+        model: ModelSettings,
+        session_factory: sessionmaker[Session],
+        metrics: Metrics,
+        *,
+        max_features_exported: int = 250,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self.model = model
+        self._sessions = session_factory
+        self._metrics = metrics
+        self._max_features = max_features_exported
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._profile: ReferenceProfile | None = None
+        self._reference_id: int | None = None
+
+    @property
+    def schema(self) -> dict[str, str]:
+        """Column kinds: the configured features, plus the prediction when it has a kind."""
+        schema: dict[str, str] = dict(self.model.features)
+        if self.model.prediction is not None:
+            schema[PREDICTION_COLUMN] = self.model.prediction
+        return schema
+
+    def options(self) -> DriftOptions:
+        """Detector options from the model's drift settings."""
+        drift = self.model.drift
+        return DriftOptions(
+            numeric_method=drift.numeric_method,
+            categorical_method=drift.categorical_method,
+            methods=dict(drift.methods),
+            threshold=drift.threshold,
+            thresholds=dict(drift.thresholds),
+            drift_share=drift.drift_share,
+            min_samples=drift.min_samples,
+            correction=drift.correction,
+            min_effect_size=drift.min_effect_size,
+        )
+
+    # -- reference ------------------------------------------------------------------------------
+    def profile(self) -> ReferenceProfile:
+        """The fitted reference profile: from memory, from the store, or fitted once and stored."""
+        if self._profile is not None:
+            return self._profile
+        path = Path(self.model.reference.path)
+        if not path.exists():
+            raise ReferenceDataError(f"model {self.model.name}: reference {path} does not exist")
+        fingerprint = file_digest(path)
+        with self._sessions.begin() as session:
+            stored = find_reference(session, self.model.name, fingerprint)
+            if stored is not None:
+                self._profile = ReferenceProfile.from_bytes(stored.profile)
+                self._reference_id = stored.id
+                return self._profile
+        frame = read_reference(path, self.model.reference.format)
+        schema = self.schema
+        if PREDICTION_COLUMN in schema and PREDICTION_COLUMN not in frame.columns:
+            del schema[PREDICTION_COLUMN]
+        missing = sorted(set(self.model.features) - set(frame.columns))
+        if missing:
+            raise ReferenceDataError(
+                f"model {self.model.name}: reference {path} lacks the features {missing}"
+            )
+        profile = ReferenceProfile.fit(frame[list(schema)], schema=schema)
+        with self._sessions.begin() as session:
+            row = Reference(
+                model=self.model.name,
+                fingerprint=fingerprint,
+                source=str(path),
+                n_rows=len(frame),
+                created_at=self._clock(),
+                profile=profile.to_bytes(),
+            )
+            session.add(row)
+            session.flush()
+            self._reference_id = row.id
+        logger.info("reference profile fitted",
+                    extra={"model": self.model.name, "rows": len(frame)})
+        self._profile = profile
+        return profile
+
+    # -- one run --------------------------------------------------------------------------------
+    def run(self) -> RunSummary | None:
+        """One run, or None when a run of this model is already in progress."""
+        if not self._lock.acquire(blocking=False):
+            logger.info("run skipped, previous run still going", extra={"model": self.model.name})
+            return None
+        try:
+            return self._run()
+        finally:
+            self._lock.release()
+
+    def _run(self) -> RunSummary:
+        started = time.perf_counter()
+        started_at = self._clock()
+        run_id = uuid.uuid4().hex
+        name = self.model.name
+        try:
+            profile = self.profile()
+            with self._sessions() as session:
+                window = self.model.window
+                frame, first_at, last_at, version = load_window(
+                    session, name, now=started_at,
+                    last_events=window.last_events, last_seconds=window.last_seconds,
+                )
+            columns = [c for c in self.schema if c in profile.columns]
+            current = frame.reindex(columns=columns)
+            report = detect_drift(profile, current, self.options())
+            summary = self._store(run_id, started_at, report, first_at, last_at, version)
+        except Exception as exc:  # a failed run is recorded, never kills the scheduler
+            logger.exception("monitoring run failed", extra={"model": name})
+            summary = self._store_failure(run_id, started_at, exc)
+        duration = time.perf_counter() - started
+        m = self._metrics
+        m.runs.labels(name, summary.status).inc()
+        m.run_duration.labels(name).observe(duration)
+        m.last_run_timestamp.labels(name).set(self._clock().timestamp())
+        logger.info("monitoring run finished", extra={
+            "model": name, "status": summary.status, "dataset_drifted": summary.dataset_drifted,
+            "drifted": list(summary.drifted_features), "seconds": round(duration, 3),
+        })
+        return summary
+
+    def _store(
+        self,
+        run_id: str,
+        started_at: datetime,
+        report: DriftReport,
+        first_at: datetime | None,
+        last_at: datetime | None,
+        version: str | None,
+    ) -> RunSummary:
+        name = self.model.name
+        status = report.status
+        features = {k: v for k, v in report.features.items() if k != PREDICTION_COLUMN}
+        drifted = tuple(k for k, v in features.items() if v.drifted)
+        dataset_drifted = bool(report.dataset_drifted) and status == "ok"
+        enqueued = False
+        with self._sessions.begin() as session:
+            run = Run(
+                id=run_id, model=name, model_version=version, status=status,
+                started_at=started_at, finished_at=self._clock(),
+                window_start=first_at, window_end=last_at,
+                n_reference=report.n_reference, n_current=report.n_current,
+                share_drifted=_finite(report.share_drifted), drift_share=report.drift_share,
+                dataset_drifted=dataset_drifted, reference_id=self._reference_id,
+                report=report.to_dict(),
+            )
+            session.add(run)
+            session.flush()
+            for feature, result in report.features.items():
+                session.add(FeatureResult(
+                    run_id=run_id, feature=feature, kind=result.kind, method=result.method,
+                    status=result.status, statistic=_finite(result.statistic),
+                    p_value=_finite(result.p_value), threshold=result.threshold,
+                    drifted=bool(result.drifted), effect_size=_finite(result.effect_size),
+                    n_reference=result.n_reference, n_current=result.n_current,
+                ))
+            enqueued = self._maybe_enqueue(session, run, report, drifted)
+        self._export(report, dataset_drifted)
+        return RunSummary(
+            run_id=run_id, model=name, status=status, n_current=report.n_current,
+            share_drifted=_finite(report.share_drifted), dataset_drifted=dataset_drifted,
+            drifted_features=drifted, webhook_enqueued=enqueued,
+        )
+
+    def _maybe_enqueue(
+        self, session: Session, run: Run, report: DriftReport, drifted: tuple[str, ...]
+    ) -> bool:
+        webhook = self.model.retraining_webhook
+        if webhook is None or not run.dataset_drifted:
+            return False
+        now = self._clock()
+        if in_cooldown(session, model=run.model, event_type=DRIFT_EVENT_TYPE,
+                       cooldown_seconds=webhook.cooldown_seconds, now=now):
+            logger.info("drift webhook held back by cooldown", extra={"model": run.model})
+            return False
+        payload: dict[str, Any] = {
+            "type": DRIFT_EVENT_TYPE,
+            "timestamp": now.isoformat().replace("+00:00", "Z"),
+            "data": {
+                "model": run.model,
+                "model_version": run.model_version,
+                "run_id": run.id,
+                "share_drifted": run.share_drifted,
+                "drift_share": run.drift_share,
+                "n_reference": run.n_reference,
+                "n_current": run.n_current,
+                "window_start": run.window_start.isoformat() if run.window_start else None,
+                "window_end": run.window_end.isoformat() if run.window_end else None,
+                "drifted_features": [
+                    {
+                        "name": feature,
+                        "kind": report.features[feature].kind,
+                        "method": report.features[feature].method,
+                        "statistic": _finite(report.features[feature].statistic),
+                        "p_value": _finite(report.features[feature].p_value),
+                        "threshold": report.features[feature].threshold,
+                        "effect_size": _finite(report.features[feature].effect_size),
+                    }
+                    for feature in drifted
+                ],
+            },
+        }
+        enqueue(session, channel=retraining_channel_name(run.model), event_type=DRIFT_EVENT_TYPE,
+                model=run.model, run_id=run.id, payload=payload, now=now)
+        return True
+
+    def _store_failure(self, run_id: str, started_at: datetime, exc: Exception) -> RunSummary:
+        name = self.model.name
+        message = f"{type(exc).__name__}: {exc}"[:2000]
+        try:
+            with self._sessions.begin() as session:
+                session.add(Run(
+                    id=run_id, model=name, model_version=None, status="failed",
+                    started_at=started_at, finished_at=self._clock(), window_start=None,
+                    window_end=None, n_reference=0, n_current=0, share_drifted=None,
+                    drift_share=self.model.drift.drift_share, dataset_drifted=False,
+                    reference_id=self._reference_id, error=message, report=None,
+                ))
+        except Exception:
+            logger.exception("failed run could not be stored", extra={"model": name})
+        return RunSummary(run_id, name, "failed", 0, None, False, (), False, message)
+
+    def _export(self, report: DriftReport, dataset_drifted: bool) -> None:
+        m = self._metrics
+        name = self.model.name
+        m.window_events.labels(name).set(report.n_current)
+        if report.status != "ok":
+            return
+        exported = 0
+        for feature, result in report.features.items():
+            if result.status != "ok":
+                continue
+            statistic = _finite(result.statistic)
+            if feature == PREDICTION_COLUMN:
+                m.prediction_drifted.labels(name).set(1 if result.drifted else 0)
+                if statistic is not None:
+                    m.prediction_statistic.labels(name, result.method).set(statistic)
+                continue
+            if exported >= self._max_features:
+                continue  # the cap bounds series per model (docs/metrics.md)
+            exported += 1
+            if statistic is not None:
+                m.feature_statistic.labels(name, feature, result.method).set(statistic)
+            p_value = _finite(result.p_value)
+            if p_value is not None:
+                m.feature_p_value.labels(name, feature, result.method).set(p_value)
+            m.feature_drifted.labels(name, feature, result.method).set(1 if result.drifted else 0)
+        m.dataset_drifted.labels(name).set(1 if dataset_drifted else 0)
+        share = _finite(report.share_drifted)
+        if share is not None:
+            m.share_drifted.labels(name).set(share)
+        features = [k for k in report.features if k != PREDICTION_COLUMN]
+        m.drifted_features.labels(name).set(
+            sum(1 for k in features if report.features[k].drifted)
+        )
