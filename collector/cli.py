@@ -64,6 +64,8 @@ def _analyze(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from collector.demo import run_demo
 
+    if args.log_level.upper() == "INFO":
+        logging.getLogger().setLevel(logging.WARNING)  # the demo tells its own story
     return run_demo(config=Path(args.config), duration_seconds=args.duration)
 
 
