@@ -1,1 +1,34 @@
-"""driftline detectors."""
+"""driftline detectors: pure, I/O-free drift statistics usable as a library.
+
+Examples:
+    >>> import numpy as np, pandas as pd
+    >>> from detectors import ReferenceProfile, detect_drift
+    >>> rng = np.random.default_rng(1)
+    >>> profile = ReferenceProfile.fit(pd.DataFrame({"x": rng.normal(size=800)}))
+    >>> detect_drift(profile, pd.DataFrame({"x": rng.normal(size=800)})).dataset_drifted
+    False
+"""
+
+from detectors.dataset import adjust_p_values
+from detectors.drift import DriftOptions, detect_drift
+from detectors.errors import DetectorError, ProfileFormatError, UnknownMethodError
+from detectors.profile import ReferenceProfile
+from detectors.render import render_html, report_to_text
+from detectors.report import DriftReport, FeatureDrift
+from detectors.select import METHODS, auto_method
+
+__all__ = [
+    "METHODS",
+    "DetectorError",
+    "DriftOptions",
+    "DriftReport",
+    "FeatureDrift",
+    "ProfileFormatError",
+    "ReferenceProfile",
+    "UnknownMethodError",
+    "adjust_p_values",
+    "auto_method",
+    "detect_drift",
+    "render_html",
+    "report_to_text",
+]

@@ -1,0 +1,66 @@
+"""Distances over binned shares (Evidently's binning): Jensen-Shannon and PSI.
+
+Numeric columns with more than 20 distinct reference values are binned with
+Sturges' rule over reference and current together; other columns use their
+categories.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from scipy.spatial import distance
+
+from detectors.categorical.counts import aligned_counts, proportions
+from detectors.profile import CategoricalProfile, FloatArray, NumericProfile
+
+
+def binned_shares(
+    reference: CategoricalProfile | NumericProfile, current: Any
+) -> tuple[FloatArray, FloatArray]:
+    """Shares of reference and current per bin (numeric) or per category."""
+    if isinstance(reference, NumericProfile) and reference.n_unique > 20:
+        values = np.asarray(current, dtype=np.float64)
+        edges = np.histogram_bin_edges(np.concatenate([reference.values, values]), bins="sturges")
+        ref_counts = np.histogram(reference.values, edges)[0]
+        cur_counts = np.histogram(values, edges)[0]
+        return ref_counts / reference.n, cur_counts / max(values.size, 1)
+    _keys, ref, cur = aligned_counts(reference, current)
+    return proportions(ref), proportions(cur)
+
+
+def _fill_zeros(shares: FloatArray) -> FloatArray:
+    positive = shares[shares > 0]
+    if positive.size == 0:
+        return np.full_like(shares, 1.0 / max(shares.size, 1))
+    smallest = float(positive.min())
+    floor = smallest / 10**6 if smallest <= 0.0001 else 0.0001
+    return np.where(shares == 0, floor, shares)
+
+
+def jensenshannon(
+    reference: CategoricalProfile | NumericProfile, current: Any
+) -> tuple[float, None]:
+    """Jensen-Shannon distance (natural log) of the binned shares.
+
+    Examples:
+        >>> profile = CategoricalProfile.fit(["a", "b"])
+        >>> jensenshannon(profile, ["a", "b"])
+        (0.0, None)
+    """
+    ref, cur = binned_shares(reference, current)
+    value = float(distance.jensenshannon(ref, cur))
+    return (value if np.isfinite(value) else 0.0), None
+
+
+def psi(reference: CategoricalProfile | NumericProfile, current: Any) -> tuple[float, None]:
+    """Population Stability Index; empty bins floored as Evidently does.
+
+    Examples:
+        >>> profile = CategoricalProfile.fit(["a", "b"])
+        >>> psi(profile, ["a", "b"])
+        (0.0, None)
+    """
+    ref, cur = (_fill_zeros(s) for s in binned_shares(reference, current))
+    return float(np.sum((ref - cur) * np.log(ref / cur))), None

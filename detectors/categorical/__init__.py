@@ -1,0 +1,1 @@
+"""Drift tests for categorical columns, one per module."""

@@ -1,0 +1,15 @@
+"""The detectors' exception hierarchy."""
+
+from __future__ import annotations
+
+
+class DetectorError(Exception):
+    """Root of every error the detectors raise on purpose."""
+
+
+class UnknownMethodError(DetectorError, ValueError):
+    """A drift method name is not known for that kind of column."""
+
+
+class ProfileFormatError(DetectorError, ValueError):
+    """Serialised profile bytes are not a profile this version can read."""

@@ -1,0 +1,1 @@
+"""Drift tests for numeric columns, one per module."""
