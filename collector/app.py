@@ -18,11 +18,11 @@ from types import FrameType
 from typing import Literal
 
 import uvicorn
-from alerts.channels.retraining import RetrainingWebhookChannel
-from alerts.dispatcher import Dispatcher, RetryPolicy
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
+from alerts.channels.retraining import RetrainingWebhookChannel
+from alerts.dispatcher import Dispatcher, RetryPolicy
 from collector.api import ApiContext, create_app
 from collector.config import Settings
 from collector.ingest import IngestLoop
@@ -110,13 +110,12 @@ class Service:
                 hook.url, secret=hook.secret(), timeout_seconds=hook.timeout_seconds,
                 name=retraining_channel_name(model.name),
             )
-        kwargs = {} if self.retry_policy is None else {"policy": self.retry_policy}
         self.dispatcher = Dispatcher(
             self.sessions,
             channels=channels,
+            policy=self.retry_policy,
             on_outcome=lambda channel, outcome: self.metrics.deliveries.labels(
                 channel, outcome).inc(),
-            **kwargs,
         )
         self.dispatcher.start()
 

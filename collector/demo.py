@@ -200,11 +200,11 @@ def run_demo(*, config: Path, duration_seconds: float = 150.0) -> int:
                      f"{counters['labels']} labels) | run on {run.n_current} events: {verdict} "
                      f"(share drifted {share})")
             if receiver.event.wait(2.0):
-                hook = receiver.verified[0]
-                data = hook["payload"].get("data", {})
+                received = receiver.verified[0]
+                data = received["payload"].get("data", {})
                 names = ", ".join(f["name"] for f in data.get("drifted_features", []))
-                _say(f"✔ retraining webhook delivered and verified: webhook-id {hook['id']}, "
-                     f"type {hook['payload'].get('type')}, model {data.get('model')}, "
+                _say(f"✔ retraining webhook delivered and verified: webhook-id {received['id']}, "
+                     f"type {received['payload'].get('type')}, model {data.get('model')}, "
                      f"drifted {names}")
                 success = True
                 break

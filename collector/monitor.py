@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from alerts.outbox import enqueue, in_cooldown
 from sqlalchemy.orm import Session, sessionmaker
 
+from alerts.outbox import enqueue, in_cooldown
 from collector.config import ModelSettings
 from collector.errors import ReferenceDataError
 from collector.metrics import Metrics

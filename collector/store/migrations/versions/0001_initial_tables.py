@@ -10,7 +10,6 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import collector.store.models
 
 
 revision = '0001'
@@ -26,8 +25,8 @@ def upgrade() -> None:
     sa.Column('event_id', sa.String(length=200), nullable=False),
     sa.Column('model', sa.String(length=200), nullable=False),
     sa.Column('request_id', sa.String(length=200), nullable=False),
-    sa.Column('event_at', collector.store.models.UtcDateTime(timezone=True), nullable=False),
-    sa.Column('received_at', collector.store.models.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('event_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('received_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('label', sa.JSON(), nullable=False),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('event_id')
@@ -41,8 +40,8 @@ def upgrade() -> None:
     sa.Column('model', sa.String(length=200), nullable=False),
     sa.Column('model_version', sa.String(length=200), nullable=True),
     sa.Column('request_id', sa.String(length=200), nullable=True),
-    sa.Column('event_at', collector.store.models.UtcDateTime(timezone=True), nullable=False),
-    sa.Column('received_at', collector.store.models.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('event_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('received_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('features', sa.JSON(), nullable=False),
     sa.Column('prediction', sa.JSON(), nullable=True),
     sa.Column('tags', sa.JSON(), nullable=True),
@@ -61,7 +60,7 @@ def upgrade() -> None:
     sa.Column('fingerprint', sa.String(length=64), nullable=False),
     sa.Column('source', sa.Text(), nullable=False),
     sa.Column('n_rows', sa.Integer(), nullable=False),
-    sa.Column('created_at', collector.store.models.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('profile', sa.LargeBinary(), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
@@ -73,10 +72,10 @@ def upgrade() -> None:
     sa.Column('model', sa.String(length=200), nullable=False),
     sa.Column('model_version', sa.String(length=200), nullable=True),
     sa.Column('status', sa.String(length=32), nullable=False),
-    sa.Column('started_at', collector.store.models.UtcDateTime(timezone=True), nullable=False),
-    sa.Column('finished_at', collector.store.models.UtcDateTime(timezone=True), nullable=False),
-    sa.Column('window_start', collector.store.models.UtcDateTime(timezone=True), nullable=True),
-    sa.Column('window_end', collector.store.models.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('started_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('finished_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('window_start', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('window_end', sa.DateTime(timezone=True), nullable=True),
     sa.Column('n_reference', sa.Integer(), nullable=False),
     sa.Column('n_current', sa.Integer(), nullable=False),
     sa.Column('share_drifted', sa.Float(), nullable=True),
