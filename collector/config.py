@@ -42,6 +42,8 @@ class KafkaSettings(_Strict):
     group_id: str = "driftline-collector"
     max_event_bytes: Annotated[int, Field(gt=0)] = 1024 * 1024
     max_poll_records: Annotated[int, Field(gt=0, le=100_000)] = 500
+    # A crashed collector's partitions move to the others after this long (broker minimum 6 s).
+    session_timeout_ms: Annotated[int, Field(ge=6000, le=300_000)] = 10_000
 
 
 class HttpSettings(_Strict):

@@ -95,6 +95,8 @@ class IngestLoop:
             max_partition_fetch_bytes=_FETCH_BYTES,
             fetch_max_bytes=_FETCH_BYTES * 2,
             bootstrap_timeout_ms=5000,
+            session_timeout_ms=self._settings.session_timeout_ms,
+            heartbeat_interval_ms=min(3000, self._settings.session_timeout_ms // 3),
         )
         try:
             producer = KafkaProducer(

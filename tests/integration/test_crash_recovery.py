@@ -34,11 +34,12 @@ TOTAL = 20_000
 def _start_collector(config: Path, log: Path) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if k not in {"KAFKA_BOOTSTRAP_SERVERS",
                                                              "DRIFTLINE_DATABASE_URL"}}
-    return subprocess.Popen(
-        [sys.executable, "-m", "collector.cli", "serve", "--config", str(config),
-         "--only", "ingest"],
-        stdout=log.open("ab"), stderr=subprocess.STDOUT, env=env,
-    )
+    with log.open("ab") as output:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(
+            [sys.executable, "-m", "collector.cli", "serve", "--config", str(config),
+             "--only", "ingest"],
+            stdout=output, stderr=subprocess.STDOUT, env=env,
+        )
 
 
 def test_sigkill_while_streaming_loses_nothing_and_duplicates_nothing(
