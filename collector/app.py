@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import signal
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -28,6 +27,7 @@ from collector.config import Settings
 from collector.ingest import IngestLoop
 from collector.metrics import Metrics
 from collector.monitor import ModelMonitor, retraining_channel_name
+from collector.reach import kafka_reachable
 from collector.scheduler import MonitorScheduler
 from collector.store import make_engine, make_session_factory, upgrade
 
@@ -35,18 +35,6 @@ logger = logging.getLogger(__name__)
 
 Role = Literal["ingest", "scheduler", "api"]
 ALL_ROLES: frozenset[Role] = frozenset({"ingest", "scheduler", "api"})
-
-
-def kafka_reachable(bootstrap_servers: str, timeout_seconds: float = 1.0) -> bool:
-    """True when a TCP connection to any bootstrap server succeeds."""
-    for server in bootstrap_servers.split(","):
-        host, _, port = server.strip().rpartition(":")
-        try:
-            with socket.create_connection((host or "127.0.0.1", int(port)), timeout_seconds):
-                return True
-        except (OSError, ValueError):
-            continue
-    return False
 
 
 @dataclass

@@ -27,8 +27,9 @@ from typing import Any
 import numpy as np
 from sqlalchemy import select
 
-from collector.app import Service, kafka_reachable
+from collector.app import Service
 from collector.config import load_settings
+from collector.reach import kafka_reachable
 from collector.store.models import Run
 from collector.store.queries import count_predictions
 

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.errors import KafkaError, MessageSizeTooLargeError
+from kafka.errors import KafkaConnectionError, KafkaError, MessageSizeTooLargeError
 from kafka.structs import OffsetAndMetadata
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -28,6 +28,7 @@ from collector.config import KafkaSettings
 from collector.errors import EventDecodeError
 from collector.events import LabelEvent, PredictionEvent, decode_event
 from collector.metrics import Metrics
+from collector.reach import kafka_reachable
 from collector.store.queries import insert_labels, insert_predictions
 
 logger = logging.getLogger(__name__)
@@ -85,6 +86,8 @@ class IngestLoop:
     # -- connection -----------------------------------------------------------------------------
     def _connect(self) -> None:
         servers = self._settings.bootstrap_servers.split(",")
+        if not kafka_reachable(servers):
+            raise KafkaConnectionError(f"no bootstrap server answers: {servers}")
         consumer = KafkaConsumer(
             bootstrap_servers=servers,
             group_id=self._settings.group_id,
