@@ -66,6 +66,7 @@ def _demo(args: argparse.Namespace) -> int:
 
     if args.log_level.upper() == "INFO":
         logging.getLogger().setLevel(logging.WARNING)  # the demo tells its own story
+        logging.getLogger("kafka").setLevel(logging.ERROR)
     return run_demo(config=Path(args.config), duration_seconds=args.duration)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import math
@@ -195,9 +196,7 @@ class ModelMonitor:
                     session, name, now=started_at,
                     last_events=window.last_events, last_seconds=window.last_seconds,
                 )
-            columns = [c for c in self.schema if c in profile.columns]
-            current = frame.reindex(columns=columns)
-            report = detect_drift(profile, current, self.options())
+            report = self._detect(profile, frame)
             summary = self._store(run_id, started_at, report, first_at, last_at, version)
         except Exception as exc:  # a failed run is recorded, never kills the scheduler
             logger.exception("monitoring run failed", extra={"model": name})
@@ -212,6 +211,17 @@ class ModelMonitor:
             "drifted": list(summary.drifted_features), "seconds": round(duration, 3),
         })
         return summary
+
+    def _detect(self, profile: ReferenceProfile, frame: pd.DataFrame) -> DriftReport:
+        """Features decide the dataset verdict; the prediction column is reported beside them."""
+        options = self.options()
+        features = [c for c in self.model.features if c in profile.columns]
+        report = detect_drift(profile, frame.reindex(columns=features), options)
+        if PREDICTION_COLUMN in profile.columns:
+            outputs = detect_drift(profile, frame.reindex(columns=[PREDICTION_COLUMN]), options)
+            merged = {**report.features, PREDICTION_COLUMN: outputs.features[PREDICTION_COLUMN]}
+            report = dataclasses.replace(report, features=merged)
+        return report
 
     def _store(
         self,
