@@ -101,7 +101,11 @@ class Service:
         self.dispatcher = Dispatcher(
             self.sessions,
             channels=channels,
-            policy=self.retry_policy,
+            policy=self.retry_policy or RetryPolicy(
+                base_seconds=self.settings.alerts.retry_base_seconds,
+                max_backoff_seconds=self.settings.alerts.retry_max_seconds,
+                max_attempts=self.settings.alerts.max_attempts,
+            ),
             on_outcome=lambda channel, outcome: self.metrics.deliveries.labels(
                 channel, outcome).inc(),
         )

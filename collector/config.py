@@ -53,6 +53,20 @@ class HttpSettings(_Strict):
     port: Annotated[int, Field(ge=0, le=65535)] = 8000
 
 
+class AlertsSettings(_Strict):
+    """Delivery retries of the outbox (exponential backoff with jitter)."""
+
+    retry_base_seconds: Annotated[float, Field(gt=0)] = 5.0
+    retry_max_seconds: Annotated[float, Field(gt=0)] = 3600.0
+    max_attempts: Annotated[int, Field(ge=1)] = 25
+
+    @model_validator(mode="after")
+    def _order(self) -> AlertsSettings:
+        if self.retry_max_seconds < self.retry_base_seconds:
+            raise ValueError("retry_max_seconds must be at least retry_base_seconds")
+        return self
+
+
 class MetricsSettings(_Strict):
     """Bounds on exported series."""
 
@@ -155,6 +169,7 @@ class Settings(_Strict):
     kafka: KafkaSettings = KafkaSettings()
     http: HttpSettings = HttpSettings()
     metrics: MetricsSettings = MetricsSettings()
+    alerts: AlertsSettings = AlertsSettings()
     models: list[ModelSettings] = Field(default_factory=list)
 
     @model_validator(mode="after")

@@ -96,6 +96,7 @@ def settings_for(
     window_events: int = 2000,
     every_seconds: float = 1.0,
     model: str = "m",
+    retry_base_seconds: float = 5.0,
 ) -> Settings:
     """Settings for one model `m` over SCHEMA, KS and chi-square, the reference written to CSV."""
     ref_path = tmp_path / f"reference-{uuid.uuid4().hex[:6]}.csv"
@@ -117,6 +118,7 @@ def settings_for(
         "kafka": {"bootstrap_servers": bootstrap, "group_id": f"g-{uuid.uuid4().hex[:8]}",
                   **topics},
         "http": {"host": "127.0.0.1", "port": 0},
+        "alerts": {"retry_base_seconds": retry_base_seconds},
         "models": [model_cfg],
     }
     return parse_settings(data, environ={})
