@@ -266,7 +266,13 @@ class PredictionLogger:
         if producer is None:
             return
         for _ in range(min(len(self._buffer), 1000)):
-            pending = self._buffer.popleft()
+            # Hand the GIL back after every event: a serving thread calling log() otherwise
+            # waits up to the interpreter's switch interval (5 ms) behind this loop.
+            time.sleep(0)
+            try:
+                pending = self._buffer.popleft()
+            except IndexError:  # close() dropped the rest meanwhile
+                return
             kind = "prediction" if isinstance(pending.event, PredictionEvent) else "label"
             try:
                 value = encode_event(pending.event)
