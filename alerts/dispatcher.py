@@ -63,7 +63,7 @@ class RetryPolicy:
 
         Examples:
             >>> policy = RetryPolicy(base_seconds=2, max_backoff_seconds=60)
-            >>> 8.0 <= policy.delay_seconds(3, random.Random(0)) <= 16.0
+            >>> 4.0 <= policy.delay_seconds(3, random.Random(0)) <= 8.0
             True
         """
         ceiling = min(self.max_backoff_seconds, self.base_seconds * 2 ** max(attempts - 1, 0))
