@@ -1,1 +1,3 @@
-"""driftline collector."""
+"""driftline collector: the service."""
+
+__version__ = "0.1.0"

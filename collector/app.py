@@ -22,8 +22,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.channels.retraining import RetrainingWebhookChannel
 from alerts.dispatcher import Dispatcher, RetryPolicy
+from collector import __version__
 from collector.api import ApiContext, create_app
 from collector.config import Settings
+from collector.events import DEAD_LETTER_REASONS
 from collector.ingest import IngestLoop
 from collector.metrics import Metrics
 from collector.monitor import ModelMonitor, retraining_channel_name
@@ -49,6 +51,10 @@ class Service:
     stop_event: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
+        self.metrics.build_info.labels(__version__).set(1)
+        self.metrics.init_reasons(DEAD_LETTER_REASONS)
+        for model in self.settings.models:
+            self.metrics.init_model(model.name, model.schedule.every_seconds)
         self.engine = make_engine(self.settings.database_url)
         self.sessions: sessionmaker[Session] = make_session_factory(self.engine)
         self.monitors = {
@@ -94,6 +100,7 @@ class Service:
             if model.retraining_webhook is None:
                 continue
             hook = model.retraining_webhook
+            self.metrics.init_channel(retraining_channel_name(model.name))
             channels[retraining_channel_name(model.name)] = RetrainingWebhookChannel(
                 hook.url, secret=hook.secret(), timeout_seconds=hook.timeout_seconds,
                 name=retraining_channel_name(model.name),

@@ -275,6 +275,8 @@ class IngestLoop:
                 m.serving_predictions.labels(event.model, version).inc()
                 if event.latency_ms is not None:
                     m.serving_latency.labels(event.model, version).observe(event.latency_ms / 1000)
+                if event.tags.get("status") == "error":
+                    m.serving_errors.labels(event.model, version).inc()
                 m.last_event_timestamp.labels(event.model).set(now.timestamp())
             else:
                 outcome.duplicates += 1

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+RUN_STATUSES = ("ok", "insufficient_data", "failed")
+DELIVERY_OUTCOMES = ("delivered", "retry", "failed")
 RUN_DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -31,11 +33,14 @@ class Metrics:
     # serving (derived from prediction events)
     serving_predictions: Counter
     serving_latency: Histogram
+    serving_errors: Counter
     # monitoring runs
     runs: Counter
     run_duration: Histogram
     last_run_timestamp: Gauge
     window_events: Gauge
+    schedule_seconds: Gauge
+    features_not_exported: Gauge
     feature_statistic: Gauge
     feature_p_value: Gauge
     feature_drifted: Gauge
@@ -47,6 +52,7 @@ class Metrics:
     # alerts
     deliveries: Counter
     outbox_pending: Gauge
+    build_info: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> Metrics:
@@ -102,6 +108,12 @@ class Metrics:
                 buckets=LATENCY_BUCKETS,
                 registry=reg,
             ),
+            serving_errors=Counter(
+                "driftline_serving_errors_total",
+                "Predictions the model server tagged as failed (tags.status = \"error\").",
+                ["model", "model_version"],
+                registry=reg,
+            ),
             runs=Counter(
                 "driftline_monitor_runs_total",
                 "Monitoring runs by model and status (ok, insufficient_data, failed).",
@@ -124,6 +136,19 @@ class Metrics:
             window_events=Gauge(
                 "driftline_monitor_window_events",
                 "Events in the current window of the model's last run.",
+                ["model"],
+                registry=reg,
+            ),
+            schedule_seconds=Gauge(
+                "driftline_monitor_schedule_seconds",
+                "Configured interval between the model's runs.",
+                ["model"],
+                registry=reg,
+            ),
+            features_not_exported=Gauge(
+                "driftline_monitor_features_not_exported",
+                "Features of the model's last run left out of the per-feature series by the cap "
+                "metrics.max_features_per_model.",
                 ["model"],
                 registry=reg,
             ),
@@ -186,4 +211,24 @@ class Metrics:
                 "Deliveries waiting in the outbox.",
                 registry=reg,
             ),
+            build_info=Gauge(
+                "driftline_build_info", "Always 1; the version is a label.", ["version"],
+                registry=reg,
+            ),
         )
+
+    def init_model(self, model: str, every_seconds: float) -> None:
+        """Create a model's series at zero, so alert selectors match before anything happens."""
+        self.schedule_seconds.labels(model).set(every_seconds)
+        for status in RUN_STATUSES:
+            self.runs.labels(model, status)
+
+    def init_channel(self, channel: str) -> None:
+        """Create a delivery channel's series at zero."""
+        for outcome in DELIVERY_OUTCOMES:
+            self.deliveries.labels(channel, outcome)
+
+    def init_reasons(self, reasons: tuple[str, ...]) -> None:
+        """Create the dead-letter series at zero, one per reason."""
+        for reason in reasons:
+            self.deadletters.labels(reason)

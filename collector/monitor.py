@@ -349,6 +349,9 @@ class ModelMonitor:
             if p_value is not None:
                 m.feature_p_value.labels(name, feature, result.method).set(p_value)
             m.feature_drifted.labels(name, feature, result.method).set(1 if result.drifted else 0)
+        m.features_not_exported.labels(name).set(
+            max(sum(1 for k, r in report.features.items()
+                    if k != PREDICTION_COLUMN and r.status == "ok") - self._max_features, 0))
         m.dataset_drifted.labels(name).set(1 if dataset_drifted else 0)
         share = _finite(report.share_drifted)
         if share is not None:
