@@ -21,7 +21,7 @@ demo: deps
 	$(VENV)/bin/driftline demo --config examples/driftline.yaml
 
 lint: venv
-	$(VENV)/bin/ruff check collector detectors alerts tests bench examples
+	$(VENV)/bin/ruff check collector detectors alerts tests bench examples deploy
 	$(VENV)/bin/mypy
 
 test: deps
