@@ -19,12 +19,10 @@ import sys
 import threading
 import time
 import uuid
-from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from sqlalchemy import select
 
 from collector.app import Service
@@ -89,34 +87,10 @@ class WebhookReceiver:
 
 def _traffic(stop: threading.Event, drift_at: float, bootstrap: str, topics: tuple[str, str],
              counters: dict[str, int]) -> None:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
-    from fraud import FraudModel, generate, true_labels  # type: ignore[import-not-found]
+    sys.path.insert(0, str(_repo_root(Path.cwd().resolve()) / "examples"))
+    from traffic import run  # type: ignore[import-not-found]
 
-    from collector.sidecar import PredictionLogger
-
-    rng = np.random.default_rng(11)
-    model = FraudModel.train(rng)
-    pending_labels: deque[tuple[float, str, int]] = deque()
-    with PredictionLogger(bootstrap_servers=bootstrap, model="fraud", model_version="1",
-                          predictions_topic=topics[0], labels_topic=topics[1]) as sidecar:
-        while not stop.is_set():
-            drifting = time.monotonic() >= drift_at
-            batch = generate(20, rng, drift=drifting)
-            labels = true_labels(batch, rng)
-            for row, label in zip(batch.to_dict("records"), labels, strict=True):
-                started = time.perf_counter()
-                score = model.predict(row)
-                latency_ms = (time.perf_counter() - started) * 1000
-                request_id = uuid.uuid4().hex[:12]
-                sidecar.log(features=row, prediction=round(score, 6), request_id=request_id,
-                            latency_ms=latency_ms)
-                counters["sent"] += 1
-                pending_labels.append((time.monotonic() + 3.0, request_id, int(label)))
-            while pending_labels and pending_labels[0][0] <= time.monotonic():
-                _, request_id, label = pending_labels.popleft()
-                sidecar.log_label(request_id=request_id, label=label)
-                counters["labels"] += 1
-            stop.wait(0.4)
+    run(stop, drift_at, bootstrap, topics, counters)
 
 
 def _create_topics(bootstrap: str, names: list[str]) -> None:

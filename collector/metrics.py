@@ -59,7 +59,7 @@ class Metrics:
         """Create every metric on `registry` (a new one when None)."""
         # `_created` samples double the series of every counter and histogram and no dashboard
         # or rule of ours reads them (the switch is process-wide in prometheus-client).
-        disable_created_metrics()
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         reg = registry if registry is not None else CollectorRegistry()
         return cls(
             registry=reg,

@@ -1,0 +1,72 @@
+"""The example model server's traffic: predictions logged through the sidecar, labels later.
+
+    KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9092 python examples/traffic.py [--drift-after 120]
+
+Traffic follows the reference distribution, then drifts (amount and age up one standard
+deviation, a different country mix) after `--drift-after` seconds. `driftline demo` runs the same
+loop in a thread; docker-compose runs this script as the `model-server` service.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+import time
+import uuid
+from collections import deque
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fraud import FraudModel, generate, true_labels
+
+from collector.sidecar import PredictionLogger
+
+
+def run(stop: threading.Event, drift_at: float, bootstrap: str, topics: tuple[str, str],
+        counters: dict[str, int], *, batch: int = 20, pause_seconds: float = 0.4) -> None:
+    """Serve generated requests until `stop` is set, logging each prediction and its label."""
+    rng = np.random.default_rng(11)
+    model = FraudModel.train(rng)
+    pending: deque[tuple[float, str, int]] = deque()
+    with PredictionLogger(bootstrap_servers=bootstrap, model="fraud", model_version="1",
+                          predictions_topic=topics[0], labels_topic=topics[1]) as sidecar:
+        while not stop.is_set():
+            frame = generate(batch, rng, drift=time.monotonic() >= drift_at)
+            labels = true_labels(frame, rng)
+            for row, label in zip(frame.to_dict("records"), labels, strict=True):
+                started = time.perf_counter()
+                score = model.predict(row)
+                latency_ms = (time.perf_counter() - started) * 1000
+                request_id = uuid.uuid4().hex[:12]
+                sidecar.log(features=row, prediction=round(score, 6), request_id=request_id,
+                            latency_ms=latency_ms)
+                counters["sent"] = counters.get("sent", 0) + 1
+                pending.append((time.monotonic() + 3.0, request_id, int(label)))
+            while pending and pending[0][0] <= time.monotonic():
+                _, request_id, label = pending.popleft()
+                sidecar.log_label(request_id=request_id, label=label)
+                counters["labels"] = counters.get("labels", 0) + 1
+            stop.wait(pause_seconds)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--drift-after", type=float, default=120.0)
+    args = parser.parse_args()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    counters: dict[str, int] = {}
+    run(stop, time.monotonic() + args.drift_after, bootstrap,
+        ("driftline.predictions", "driftline.labels"), counters)
+    print(f"sent {counters.get('sent', 0)} predictions and {counters.get('labels', 0)} labels")
+
+
+if __name__ == "__main__":
+    main()
