@@ -22,7 +22,13 @@ def test_docker_compose_config_accepts_the_file() -> None:
 def test_compose_services_wait_for_their_dependencies() -> None:
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = compose["services"]
-    assert {"kafka", "postgres", "driftline"} <= set(services)
+    assert {"kafka", "postgres", "driftline", "model-server", "prometheus", "alertmanager",
+            "grafana"} <= set(services)
+    for name, service in services.items():
+        assert "healthcheck" in service or name in {"model-server", "driftline"}, name
+    mounts = " ".join(services["grafana"]["volumes"])
+    assert "deploy/grafana/provisioning" in mounts
+    assert "deploy/grafana/dashboards" in mounts
     depends = services["driftline"]["depends_on"]
     assert depends == {"kafka": {"condition": "service_healthy"},
                        "postgres": {"condition": "service_healthy"}}
