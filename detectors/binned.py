@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from scipy import stats
 from scipy.spatial import distance
 
 from detectors.categorical.counts import aligned_counts, proportions
@@ -64,3 +65,50 @@ def psi(reference: CategoricalProfile | NumericProfile, current: Any) -> tuple[f
     """
     ref, cur = (_fill_zeros(s) for s in binned_shares(reference, current))
     return float(np.sum((ref - cur) * np.log(ref / cur))), None
+
+
+def kl_div(reference: CategoricalProfile | NumericProfile, current: Any) -> tuple[float, None]:
+    """Kullback-Leibler divergence of reference from current shares (zeros floored, as PSI).
+
+    Examples:
+        >>> kl_div(CategoricalProfile.fit(["a", "b"]), ["a", "b"])
+        (0.0, None)
+    """
+    ref, cur = (_fill_zeros(s) for s in binned_shares(reference, current))
+    return float(stats.entropy(ref, cur)), None
+
+
+def hellinger(reference: CategoricalProfile | NumericProfile, current: Any) -> tuple[float, None]:
+    """Hellinger distance, in [0, 1].
+
+    Numeric columns use Sturges bins over the distinct values of both samples with density
+    histograms, as Evidently does; categorical columns use category shares.
+
+    Examples:
+        >>> hellinger(CategoricalProfile.fit(["a", "b"]), ["a", "b"])
+        (0.0, None)
+    """
+    if isinstance(reference, NumericProfile):
+        values = np.asarray(current, dtype=np.float64)
+        keys = np.unique(np.concatenate([reference.values, values]))
+        edges = np.histogram_bin_edges(keys, bins="sturges")
+        h1 = np.histogram(reference.values, bins=edges, density=True)[0]
+        h2 = np.histogram(values, bins=edges, density=True)[0]
+        width = (edges.max() - edges.min()) / (len(edges) - 1)
+        overlap = float(np.sum(np.sqrt(h1 * h2)) * width)
+    else:
+        _keys, ref, cur = aligned_counts(reference, current)
+        overlap = float(np.sum(np.sqrt(proportions(ref) * proportions(cur))))
+    overlap = min(max(overlap, 0.0), 1.0)
+    return float(np.sqrt(1.0 - overlap)), None
+
+
+def tvd(reference: CategoricalProfile | NumericProfile, current: Any) -> tuple[float, None]:
+    """Total variation distance of the category shares, in [0, 1].
+
+    Examples:
+        >>> tvd(CategoricalProfile.fit(["a", "a", "b", "b"]), ["a", "a", "a", "a"])
+        (0.5, None)
+    """
+    _keys, ref, cur = aligned_counts(reference, current)
+    return float(0.5 * np.sum(np.abs(proportions(ref) - proportions(cur)))), None

@@ -17,11 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from detectors.binned import jensenshannon, psi
-from detectors.categorical.chisquare import chisquare
+from detectors.binned import hellinger, jensenshannon, kl_div, psi, tvd
+from detectors.categorical.chisquare import chisquare, g_test
 from detectors.categorical.z import z_test
 from detectors.errors import UnknownMethodError
 from detectors.numeric.ks import ks
+from detectors.numeric.tests import anderson, cramer_von_mises, energy, mannwhitney, t_test
 from detectors.numeric.wasserstein import wasserstein
 from detectors.profile import CategoricalProfile, ColumnProfile, NumericProfile
 from detectors.report import ColumnKind
@@ -50,6 +51,15 @@ METHODS: dict[str, Method] = {
         Method("z", z_test, True, 0.05, _BOTH),
         Method("jensenshannon", jensenshannon, False, 0.1, _BOTH),
         Method("psi", psi, False, 0.1, _BOTH),
+        Method("kl_div", kl_div, False, 0.1, _BOTH),
+        Method("hellinger", hellinger, False, 0.1, _BOTH),
+        Method("anderson", anderson, True, 0.05, frozenset({"numeric"})),
+        Method("cramer_von_mises", cramer_von_mises, True, 0.05, frozenset({"numeric"})),
+        Method("energy", energy, False, 0.1, frozenset({"numeric"})),
+        Method("mannwhitney", mannwhitney, True, 0.05, frozenset({"numeric"})),
+        Method("t_test", t_test, True, 0.05, frozenset({"numeric"})),
+        Method("g_test", g_test, True, 0.05, frozenset({"categorical"})),
+        Method("tvd", tvd, False, 0.1, frozenset({"categorical"})),
     )
 }
 

@@ -36,3 +36,25 @@ def chisquare(reference: CategoricalProfile | NumericProfile, current: Any) -> t
         expected = expected * (n_cur / expected.sum())
     result = stats.chisquare(cur, expected)
     return float(result.statistic), float(result.pvalue)
+
+
+def g_test(reference: CategoricalProfile | NumericProfile, current: Any) -> tuple[float, float]:
+    """G-test (log-likelihood ratio) of current counts against the reference's shares.
+
+    Expected counts are scaled to the current window as for `chisquare` (Evidently passes raw
+    reference counts, which scipy refuses when the sample sizes differ).
+
+    Examples:
+        >>> g_test(CategoricalProfile.fit(["a"] * 50 + ["b"] * 50), ["a"] * 50 + ["b"] * 50)
+        (0.0, 1.0)
+    """
+    _keys, ref, cur = aligned_counts(reference, current)
+    n_ref, n_cur = ref.sum(), cur.sum()
+    if len(ref) < 2:
+        return 0.0, 1.0
+    expected = ref * (n_cur / n_ref)
+    if np.any(expected == 0):
+        expected = np.where(expected == 0, 0.5 * n_cur / n_ref, expected)
+        expected = expected * (n_cur / expected.sum())
+    result = stats.power_divergence(cur, expected, lambda_="log-likelihood")
+    return float(result.statistic), float(result.pvalue)
