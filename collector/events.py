@@ -89,6 +89,11 @@ def _is_number(value: object) -> bool:
 def _check_finite(path: str, value: object) -> None:
     if isinstance(value, float) and not math.isfinite(value):
         raise EventDecodeError("non_finite", f"{path} must be a finite number")
+    if isinstance(value, int):
+        try:
+            float(value)
+        except OverflowError as exc:  # an integer no double can hold, like 1e999 written out
+            raise EventDecodeError("non_finite", f"{path} is too large for a double") from exc
 
 
 def _require(obj: Mapping[str, Any], key: str) -> Any:
@@ -134,7 +139,10 @@ def _timestamp(obj: Mapping[str, Any]) -> datetime:
         raise EventDecodeError("invalid_value", "field 'timestamp' is not ISO 8601") from exc
     if parsed.tzinfo is None:
         raise EventDecodeError("invalid_value", "field 'timestamp' must carry a timezone")
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError as exc:  # e.g. 0001-01-01T00:00:00+01:00 falls before year 1 in UTC
+        raise EventDecodeError("invalid_value", "field 'timestamp' is out of range") from exc
 
 
 def _prediction_value(value: object) -> Any:
@@ -153,7 +161,9 @@ def _decode_prediction(obj: Mapping[str, Any]) -> PredictionEvent:
     checked = {str(name): _scalar(f"features.{name}", value) for name, value in features.items()}
     if "prediction" not in obj:
         raise EventDecodeError("missing_field", "required field 'prediction' is missing")
-    tags = obj.get("tags") or {}
+    tags = obj.get("tags")
+    if tags is None:
+        tags = {}
     if not isinstance(tags, dict) or not all(isinstance(v, str) for v in tags.values()):
         raise EventDecodeError("wrong_type", "field 'tags' must be an object of strings")
     latency = obj.get("latency_ms")
@@ -227,6 +237,11 @@ def decode_event(raw: bytes | None, *, max_bytes: int = DEFAULT_MAX_EVENT_BYTES)
         raise EventDecodeError("invalid_json", "message is not valid JSON") from exc
     if not isinstance(obj, dict):
         raise EventDecodeError("not_an_object", "message must be a JSON object")
+    if "\\u" in text:
+        try:  # a \ud800 escape decodes to a lone surrogate, which no store can write as UTF-8
+            json.dumps(obj, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise EventDecodeError("invalid_utf8", "message escapes a lone surrogate") from exc
     schema = obj.get("schema")
     if schema == PREDICTION_SCHEMA:
         return _decode_prediction(obj)
