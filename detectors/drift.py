@@ -12,17 +12,11 @@ import pandas as pd
 from scipy import stats
 
 from detectors.categorical.counts import aligned_counts
+from detectors.columns import CategoricalWindow, NumericWindow, Window
 from detectors.dataset import Correction, adjust_p_values, dataset_drifted
-from detectors.errors import UnknownMethodError
-from detectors.profile import (
-    CategoricalProfile,
-    NumericProfile,
-    ReferenceProfile,
-    categorical_values,
-    numeric_values,
-)
+from detectors.profile import ColumnProfile, NumericProfile, ReferenceProfile
 from detectors.report import DriftReport, FeatureDrift
-from detectors.select import METHODS, auto_method, method
+from detectors.select import auto_method, method, methods_for
 
 
 @dataclass(frozen=True)
@@ -60,18 +54,26 @@ class DriftOptions:
             raise ValueError(f"min_samples must be at least 1, got {self.min_samples}")
         if self.correction not in (None, "bonferroni", "holm", "bh"):
             raise ValueError(f"correction must be bonferroni, holm or bh, got {self.correction!r}")
-        for name in (self.numeric_method, self.categorical_method, *self.methods.values()):
-            if name != "auto" and name not in METHODS:
-                raise UnknownMethodError(
-                    f"unknown drift method {name!r}; use auto or one of {sorted(METHODS)}"
-                )
+        if self.numeric_method != "auto":
+            method(self.numeric_method, "numeric")
+        if self.categorical_method != "auto":
+            method(self.categorical_method, "categorical")
+        for name in self.methods.values():
+            if name != "auto":
+                method(name, "numeric" if name in methods_for("numeric") else "categorical")
+        for name, value in self.thresholds.items():
+            if not value > 0:
+                raise ValueError(f"threshold for {name!r} must be positive, got {value}")
+        if self.min_effect_size is not None and not self.min_effect_size >= 0:
+            raise ValueError(f"min_effect_size must be non-negative, got {self.min_effect_size}")
 
 
 def _finite_or_none(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
 
-def _cohens_d(reference: NumericProfile, current: np.ndarray) -> float | None:
+def _cohens_d(reference: NumericProfile, window: NumericWindow) -> float | None:
+    current = window.values
     n1, n2 = reference.n, current.size
     if n1 < 2 or n2 < 2:
         return None
@@ -85,7 +87,7 @@ def _cohens_d(reference: NumericProfile, current: np.ndarray) -> float | None:
     return (float(current.mean()) - reference.mean) / pooled
 
 
-def _cramers_v(reference: CategoricalProfile | NumericProfile, current: Any) -> float | None:
+def _cramers_v(reference: ColumnProfile, current: Window) -> float | None:
     _keys, ref, cur = aligned_counts(reference, current)
     keep = (ref + cur) > 0
     table = np.vstack([ref[keep], cur[keep]])
@@ -112,15 +114,17 @@ class _Partial:
 def _one(profile: ReferenceProfile, name: str, column: Any, options: DriftOptions) -> _Partial:
     kind = profile.kinds[name]
     reference = profile.column(name)
-    current: Any
+    empty = np.zeros(0)
+    current: Window
     if kind == "numeric":
-        current = numeric_values(column) if column is not None else np.empty(0)
+        current = NumericWindow.of(column) if column is not None else NumericWindow(empty)
     else:
-        current = categorical_values(column) if column is not None else np.empty(0, np.str_)
+        current = (CategoricalWindow.of(column) if column is not None
+                   else CategoricalWindow((), empty.astype(np.int64)))
     requested = options.methods.get(
         name, options.numeric_method if kind == "numeric" else options.categorical_method
     )
-    too_small = len(current) < options.min_samples or reference.n == 0
+    too_small = current.n < options.min_samples or reference.n == 0
     chosen = requested
     if chosen == "auto":
         chosen = "insufficient" if too_small else auto_method(reference, current)
@@ -128,19 +132,19 @@ def _one(profile: ReferenceProfile, name: str, column: Any, options: DriftOption
     if too_small:
         default = method(chosen, kind).default_threshold if chosen != "insufficient" else 0.05
         return _Partial(name, kind, requested if chosen == "insufficient" else chosen, None, None,
-                        threshold or default, None, reference.n, len(current),
+                        threshold or default, None, reference.n, current.n,
                         "insufficient_data")
     spec = method(chosen, kind)
     # Huge values (near float max) overflow sums; results then fall back to None, never NaN.
     with np.errstate(all="ignore"):
         statistic, p_value = spec.function(reference, current)
-        if isinstance(reference, NumericProfile):
+        if isinstance(reference, NumericProfile) and isinstance(current, NumericWindow):
             effect = _cohens_d(reference, current)
         else:
             effect = _cramers_v(reference, current)
     return _Partial(name, kind, chosen, _finite_or_none(statistic), _finite_or_none(p_value),
                     threshold if threshold is not None else spec.default_threshold,
-                    _finite_or_none(effect), reference.n, len(current), "ok")
+                    _finite_or_none(effect), reference.n, current.n, "ok")
 
 
 def detect_drift(

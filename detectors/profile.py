@@ -9,62 +9,70 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 import pandas as pd
 
+from detectors.columns import FloatArray, IntArray, category_counts, numeric_values
 from detectors.errors import ProfileFormatError
 from detectors.report import ColumnKind
 
 PROFILE_FORMAT = "driftline.profile"
 PROFILE_VERSION = 1
 
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
-
-
-def numeric_values(values: Any) -> FloatArray:
-    """Finite float64 values of a column; missing, non-numeric and infinite values dropped.
-
-    Examples:
-        >>> numeric_values(pd.Series([1, None, float("inf"), "2", "x"])).tolist()
-        [1.0, 2.0]
-    """
-    series = pd.to_numeric(pd.Series(values), errors="coerce")
-    array = series.to_numpy(dtype=np.float64, na_value=np.nan)
-    finite: FloatArray = array[np.isfinite(array)]
-    return finite
-
-
-def categorical_values(values: Any) -> npt.NDArray[np.str_]:
-    """Values of a column as strings, missing values dropped (1 and "1" are one category).
-
-    Examples:
-        >>> categorical_values(pd.Series(["a", None, 1, float("nan")])).tolist()
-        ['a', '1']
-    """
-    series = pd.Series(values).dropna()
-    strings: npt.NDArray[np.str_] = series.astype(str).to_numpy(dtype=np.str_)
-    return strings
+# Distinct values and counts are kept for columns with at most this many (the
+# chi-square family and Evidently's binning treat such numeric columns as categories).
+MAX_LEVELS = 1000
 
 
 @dataclass(frozen=True, slots=True)
 class NumericProfile:
-    """A numeric reference column: sorted finite values and moments."""
+    """A numeric reference column: sorted finite values and what windows derive from them.
+
+    `prefix` holds cumulative sums of the values minus `center` (the mean), so that
+    the Wasserstein integral over any interval is O(1) after a binary search.
+    """
 
     values: FloatArray
     mean: float
     std: float
     n_unique: int
+    center: float
+    prefix: FloatArray
+    levels: FloatArray
+    level_counts: IntArray
 
     @classmethod
     def fit(cls, values: Any) -> NumericProfile:
-        """Fit from raw column values."""
+        """Fit from raw column values.
+
+        Examples:
+            >>> profile = NumericProfile.fit([3.0, 1.0, None, 1.0])
+            >>> profile.values.tolist(), profile.n_unique, profile.levels.tolist()
+            ([1.0, 1.0, 3.0], 2, [1.0, 3.0])
+        """
         array = np.sort(numeric_values(values))
         array.setflags(write=False)
+        empty = np.zeros(0)
         if array.size == 0:
-            return cls(array, 0.0, 0.0, 0)
-        n_unique = int(np.count_nonzero(np.diff(array))) + 1
-        return cls(array, float(array.mean()), float(array.std()), n_unique)
+            return cls(array, 0.0, 0.0, 0, 0.0, np.zeros(1), empty, np.zeros(0, np.int64))
+        with np.errstate(all="ignore"):
+            mean = float(array.mean())
+            std = float(array.std())
+            if not np.isfinite(mean):
+                # Values near the float maximum overflow the sum; the median still centres.
+                mean = float(array[array.size // 2])
+            if not np.isfinite(std):
+                std = float(array[-1] - array[0]) if np.isfinite(array[-1] - array[0]) else 0.0
+            prefix = np.concatenate(([0.0], np.cumsum(array - mean)))
+        starts = np.flatnonzero(np.concatenate(([True], array[1:] != array[:-1])))
+        n_unique = int(starts.size)
+        if n_unique <= MAX_LEVELS:
+            levels = array[starts]
+            level_counts = np.diff(np.append(starts, array.size)).astype(np.int64)
+        else:
+            levels, level_counts = empty, np.zeros(0, np.int64)
+        for part in (prefix, levels, level_counts):
+            part.setflags(write=False)
+        return cls(array, mean, std, n_unique, mean, prefix, levels, level_counts)
 
     @property
     def n(self) -> int:
@@ -74,24 +82,32 @@ class NumericProfile:
 
 @dataclass(frozen=True, slots=True)
 class CategoricalProfile:
-    """A categorical reference column: categories (as strings) and their counts."""
+    """A categorical reference column: categories (sorted strings) and their counts."""
 
     categories: tuple[str, ...]
     counts: IntArray
 
     @classmethod
     def fit(cls, values: Any) -> CategoricalProfile:
-        """Fit from raw column values."""
-        strings = categorical_values(values)
-        categories, counts = np.unique(strings, return_counts=True)
-        counts = counts.astype(np.int64)
+        """Fit from raw column values.
+
+        Examples:
+            >>> CategoricalProfile.fit(["b", "a", "b", None]).categories
+            ('a', 'b')
+        """
+        categories, counts = category_counts(values)
         counts.setflags(write=False)
-        return cls(tuple(str(c) for c in categories), counts)
+        return cls(categories, counts)
 
     @property
     def n(self) -> int:
         """Number of non-missing reference values."""
         return int(self.counts.sum())
+
+    @property
+    def n_unique(self) -> int:
+        """Number of distinct categories."""
+        return len(self.categories)
 
     def count_map(self) -> dict[str, int]:
         """Category to count."""

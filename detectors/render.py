@@ -7,7 +7,8 @@ import html
 import numpy as np
 import pandas as pd
 
-from detectors.profile import NumericProfile, ReferenceProfile, categorical_values, numeric_values
+from detectors.columns import category_counts, numeric_values
+from detectors.profile import NumericProfile, ReferenceProfile
 from detectors.report import DriftReport
 
 
@@ -68,12 +69,12 @@ def render_html(report: DriftReport, profile: ReferenceProfile, current: pd.Data
             cur = np.histogram(values, edges)[0] / max(values.size, 1)
             labels = [f"{edges[i]:.3g} to {edges[i + 1]:.3g}" for i in range(len(edges) - 1)]
         else:
-            strings = categorical_values(column)
-            keys = sorted(set(reference.categories) | set(strings.tolist()))[:30]
+            names, counted = category_counts(column)
+            counts = dict(zip(names, counted.tolist(), strict=True))
+            keys = sorted(set(reference.categories) | set(names))[:30]
             ref_map = reference.count_map()
-            counts = pd.Series(strings).value_counts()
             ref = np.array([ref_map.get(k, 0) for k in keys]) / max(reference.n, 1)
-            cur = np.array([counts.get(k, 0) for k in keys]) / max(len(strings), 1)
+            cur = np.array([counts.get(k, 0) for k in keys]) / max(int(counted.sum()), 1)
             labels = keys
         state = "insufficient data" if f.status != "ok" else ("DRIFT" if f.drifted else "ok")
         rows.append(

@@ -1,37 +1,96 @@
-"""Category counts of reference and current aligned on the union of their categories."""
+"""Counts of reference and current aligned on the union of their categories (or values)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
-from detectors.profile import CategoricalProfile, FloatArray, IntArray, NumericProfile
+from detectors.columns import CategoricalWindow, FloatArray, IntArray, NumericWindow, Window
+from detectors.profile import ColumnProfile, NumericProfile
+
+
+def _numeric_levels(reference: NumericProfile) -> tuple[FloatArray, IntArray]:
+    if reference.levels.size or reference.n == 0:
+        return reference.levels, reference.level_counts
+    return NumericWindow(reference.values).levels()
 
 
 def aligned_counts(
-    reference: CategoricalProfile | NumericProfile, current: Any
-) -> tuple[list[Any], IntArray, IntArray]:
-    """(keys, reference counts, current counts) over the union of categories, sorted."""
+    reference: ColumnProfile, current: Window
+) -> tuple[list[str], IntArray, IntArray]:
+    """(keys, reference counts, current counts) over the sorted union of categories.
+
+    Numeric columns are counted per distinct value (as Evidently does for columns
+    with few values); their keys are the values' text.
+
+    Examples:
+        >>> profile = CategoricalProfile.fit(["a", "b", "b"])
+        >>> aligned_counts(profile, CategoricalWindow.of(["b", "c"]))
+        (['a', 'b', 'c'], array([1, 2, 0]), array([0, 1, 1]))
+    """
     if isinstance(reference, NumericProfile):
-        ref_keys, ref_counts = np.unique(reference.values, return_counts=True)
-        ref_map: dict[Any, int] = {float(k): int(c) for k, c in zip(ref_keys, ref_counts,
-                                                                   strict=True)}
-        cur_keys, cur_counts = np.unique(np.asarray(current, dtype=np.float64),
-                                         return_counts=True)
-        cur_map: dict[Any, int] = {float(k): int(c) for k, c in zip(cur_keys, cur_counts,
-                                                                   strict=True)}
-    else:
-        ref_map = reference.count_map()
-        cur_keys, cur_counts = np.unique(np.asarray(current, dtype=np.str_), return_counts=True)
-        cur_map = {str(k): int(c) for k, c in zip(cur_keys, cur_counts, strict=True)}
-    keys = sorted(set(ref_map) | set(cur_map))
-    ref = np.array([ref_map.get(k, 0) for k in keys], dtype=np.int64)
-    cur = np.array([cur_map.get(k, 0) for k in keys], dtype=np.int64)
-    return keys, ref, cur
+        values = current.sorted if isinstance(current, NumericWindow) else np.zeros(0)
+        ref_levels, ref_counts = _numeric_levels(reference)
+        cur_levels, cur_counts = NumericWindow(values).levels()
+        keys = np.union1d(ref_levels, cur_levels)
+        ref = np.zeros(keys.size, np.int64)
+        cur = np.zeros(keys.size, np.int64)
+        ref[np.searchsorted(keys, ref_levels)] = ref_counts
+        cur[np.searchsorted(keys, cur_levels)] = cur_counts
+        return [repr(float(k)) for k in keys], ref, cur
+    empty = CategoricalWindow((), np.zeros(0, np.int64))
+    window = current if isinstance(current, CategoricalWindow) else empty
+    if window.categories == reference.categories:
+        return list(reference.categories), np.asarray(reference.counts), window.counts
+    ref_map = reference.count_map()
+    cur_map = dict(zip(window.categories, window.counts.tolist(), strict=True))
+    names = sorted(set(ref_map) | set(cur_map))
+    ref = np.array([ref_map.get(k, 0) for k in names], dtype=np.int64)
+    cur = np.array([cur_map.get(k, 0) for k in names], dtype=np.int64)
+    return names, ref, cur
 
 
 def proportions(counts: IntArray) -> FloatArray:
     """Counts as shares of their total (zeros when empty)."""
     total = counts.sum()
-    return counts / total if total else np.zeros(len(counts))
+    shares: FloatArray = counts / total if total else np.zeros(len(counts))
+    return shares
+
+
+def _sturges_edges(reference: NumericProfile, current: NumericWindow) -> FloatArray:
+    # numpy's histogram_bin_edges(concatenate([ref, cur]), "sturges") without the
+    # concatenation: the edges depend only on the combined size, minimum and maximum.
+    low, high = reference.values[0], reference.values[-1]
+    if current.n:
+        low, high = min(low, float(current.values.min())), max(high, float(current.values.max()))
+    size = reference.n + current.n
+    width = (high - low) / (np.log2(size) + 1.0)
+    n_bins = int(np.ceil((high - low) / width)) if width else 1
+    if low == high:
+        low, high = low - 0.5, high + 0.5
+    edges: FloatArray = np.linspace(low, high, n_bins + 1, endpoint=True)
+    return edges
+
+
+def binned_counts(reference: ColumnProfile, current: Window) -> tuple[IntArray, IntArray]:
+    """Counts per bin (numeric, more than 20 distinct reference values) or per category.
+
+    Bins are Evidently's: Sturges' rule over reference and current together. The
+    reference is counted by binary search in its sorted values.
+
+    Examples:
+        >>> profile = NumericProfile.fit(np.arange(100.0))
+        >>> ref, cur = binned_counts(profile, NumericWindow.of(np.arange(50.0)))
+        >>> int(ref.sum()), int(cur.sum()), ref.size
+        (100, 50, 9)
+    """
+    if isinstance(reference, NumericProfile) and reference.n_unique > 20:
+        window = current if isinstance(current, NumericWindow) else NumericWindow(np.zeros(0))
+        edges = _sturges_edges(reference, window)
+        # np.histogram's bins are [e_i, e_i+1) except the last, which is closed.
+        below = np.searchsorted(reference.values, edges, side="left")
+        below[-1] = reference.n
+        ref_counts = np.diff(below).astype(np.int64)
+        cur_counts = np.histogram(window.values, edges)[0].astype(np.int64)
+        return ref_counts, cur_counts
+    _keys, ref, cur = aligned_counts(reference, current)
+    return ref, cur

@@ -1,21 +1,59 @@
-"""Two-sample Kolmogorov-Smirnov test (scipy.stats.ks_2samp, two-sided, method auto)."""
+"""Two-sample Kolmogorov-Smirnov test, equal to scipy.stats.ks_2samp (two-sided, method auto).
+
+The statistic is found from the current window alone: between two distinct current
+values the current CDF is constant and the reference CDF only grows, so the largest
+gap on that stretch lies at one of its ends. Two binary searches of the current
+values in the sorted reference give it in O(m log n) rather than the O((n + m) log)
+of sorting both samples again. The p-value is scipy's: exact below 10,000 values on
+both sides, otherwise `kstwo.sf(d, round(n*m/(n+m)))`.
+"""
 
 from __future__ import annotations
 
+import numpy as np
 from scipy import stats
 
-from detectors.profile import FloatArray, NumericProfile
+from detectors.columns import NumericWindow
+from detectors.profile import NumericProfile
+
+# scipy's ks_2samp computes exact p-values when both samples have at most this many values.
+_MAX_EXACT = 10_000
 
 
-def ks(reference: NumericProfile, current: FloatArray) -> tuple[float, float]:
+def ks_statistic(reference: NumericProfile, current: NumericWindow) -> float:
+    """The KS statistic sup |F_reference - F_current|, with scipy's floating-point steps.
+
+    Examples:
+        >>> ks_statistic(NumericProfile.fit([1.0, 2.0, 3.0, 4.0]), NumericWindow.of([3.0, 4.0]))
+        0.5
+    """
+    ref = reference.values
+    levels, counts = current.levels()
+    n1, n2 = reference.n, current.n
+    cdf2 = np.cumsum(counts) / n2
+    # F_reference - F_current is largest just before each current value...
+    before = np.searchsorted(ref, levels, side="left") / n1
+    previous = np.concatenate(([0.0], cdf2[:-1]))
+    d_plus = float(np.max(before - previous))
+    # ...and F_current - F_reference at each current value.
+    at = np.searchsorted(ref, levels, side="right") / n1
+    d_minus = float(np.max(cdf2 - at))
+    return max(d_plus, d_minus, 0.0)
+
+
+def ks(reference: NumericProfile, current: NumericWindow) -> tuple[float, float]:
     """KS statistic and p-value of `current` against the reference values.
 
     Examples:
-        >>> import numpy as np
         >>> profile = NumericProfile.fit(np.arange(100.0))
-        >>> statistic, p_value = ks(profile, np.arange(100.0))
-        >>> statistic, p_value
+        >>> ks(profile, NumericWindow.of(np.arange(100.0)))
         (0.0, 1.0)
     """
-    result = stats.ks_2samp(reference.values, current)
-    return float(result.statistic), float(result.pvalue)
+    if max(reference.n, current.n) <= _MAX_EXACT:
+        result = stats.ks_2samp(reference.values, current.values)
+        return float(result.statistic), float(result.pvalue)
+    d = ks_statistic(reference, current)
+    big, small = sorted([float(reference.n), float(current.n)], reverse=True)
+    effective = np.round(big * small / (big + small))
+    p_value = float(np.clip(stats.kstwo.sf(d, effective), 0.0, 1.0))
+    return d, p_value

@@ -1,0 +1,115 @@
+"""Column values as the tests see them: finite floats, or category counts keyed by string.
+
+Missing values (None, NaN, pd.NA) are dropped per column before any test, and so
+are infinite numbers (as Evidently does). Categories compare as strings, so the
+integer 1 and the string "1" are one category (but the float 1.0 is "1.0").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+
+def numeric_values(values: Any) -> FloatArray:
+    """Finite float64 values of a column; missing, non-numeric and infinite values dropped.
+
+    Examples:
+        >>> numeric_values(pd.Series([1, None, float("inf"), "2", "x"])).tolist()
+        [1.0, 2.0]
+    """
+    if isinstance(values, np.ndarray) and values.dtype.kind in "fiub":
+        array = values.astype(np.float64, copy=False).ravel()
+    else:
+        series = values if isinstance(values, pd.Series) else pd.Series(values)
+        if not pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
+            series = pd.to_numeric(series.astype(object), errors="coerce")
+        array = series.to_numpy(dtype=np.float64, na_value=np.nan)
+    finite = np.isfinite(array)
+    if finite.all():
+        return array
+    kept: FloatArray = array[finite]
+    return kept
+
+
+def category_counts(values: Any) -> tuple[tuple[str, ...], IntArray]:
+    """Sorted categories (as strings) and their counts, missing values dropped.
+
+    Hash-based counting first, string conversion only of the distinct values, so a
+    100k-row window costs a few milliseconds.
+
+    Examples:
+        >>> category_counts(["b", "a", None, 1, "1", float("nan")])
+        (('1', 'a', 'b'), array([2, 1, 1]))
+    """
+    series = values if isinstance(values, pd.Series) else pd.Series(values, dtype=object)
+    counted = series.value_counts(dropna=True, sort=False)
+    merged: dict[str, int] = {}
+    for key, count in zip(counted.index.tolist(), counted.to_numpy().tolist(), strict=True):
+        name = str(key)
+        merged[name] = merged.get(name, 0) + int(count)
+    categories = tuple(sorted(merged))
+    counts = np.array([merged[c] for c in categories], dtype=np.int64)
+    return categories, counts
+
+
+@dataclass(frozen=True)
+class NumericWindow:
+    """The current window's finite values of one numeric column."""
+
+    values: FloatArray
+    _sorted: list[FloatArray] = field(default_factory=list, repr=False, compare=False)
+
+    @classmethod
+    def of(cls, values: Any) -> NumericWindow:
+        """Extract the finite values of a raw column."""
+        return cls(numeric_values(values))
+
+    @property
+    def n(self) -> int:
+        """Number of usable values."""
+        return int(self.values.size)
+
+    @property
+    def sorted(self) -> FloatArray:
+        """The values sorted ascending (computed once)."""
+        if not self._sorted:
+            self._sorted.append(np.sort(self.values))
+        return self._sorted[0]
+
+    def levels(self) -> tuple[FloatArray, IntArray]:
+        """Distinct values and their counts."""
+        data = self.sorted
+        if data.size == 0:
+            return data, np.zeros(0, dtype=np.int64)
+        starts = np.flatnonzero(np.concatenate(([True], data[1:] != data[:-1])))
+        counts = np.diff(np.append(starts, data.size)).astype(np.int64)
+        return data[starts], counts
+
+
+@dataclass(frozen=True)
+class CategoricalWindow:
+    """The current window's category counts of one column."""
+
+    categories: tuple[str, ...]
+    counts: IntArray
+
+    @classmethod
+    def of(cls, values: Any) -> CategoricalWindow:
+        """Count the categories of a raw column."""
+        return cls(*category_counts(values))
+
+    @property
+    def n(self) -> int:
+        """Number of non-missing values."""
+        return int(self.counts.sum())
+
+
+Window = NumericWindow | CategoricalWindow
