@@ -41,6 +41,7 @@ def jensenshannon(reference: ColumnProfile, current: Window) -> tuple[float, Non
 
     Examples:
         >>> from detectors.columns import CategoricalWindow
+        >>> from detectors.profile import CategoricalProfile
         >>> jensenshannon(CategoricalProfile.fit(["a", "b"]), CategoricalWindow.of(["a", "b"]))
         (0.0, None)
     """
@@ -54,6 +55,7 @@ def psi(reference: ColumnProfile, current: Window) -> tuple[float, None]:
 
     Examples:
         >>> from detectors.columns import CategoricalWindow
+        >>> from detectors.profile import CategoricalProfile
         >>> psi(CategoricalProfile.fit(["a", "b"]), CategoricalWindow.of(["a", "b"]))
         (0.0, None)
     """
@@ -66,6 +68,7 @@ def kl_div(reference: ColumnProfile, current: Window) -> tuple[float, None]:
 
     Examples:
         >>> from detectors.columns import CategoricalWindow
+        >>> from detectors.profile import CategoricalProfile
         >>> kl_div(CategoricalProfile.fit(["a", "b"]), CategoricalWindow.of(["a", "b"]))
         (0.0, None)
     """
@@ -90,6 +93,7 @@ def hellinger(reference: ColumnProfile, current: Window) -> tuple[float, None]:
 
     Examples:
         >>> from detectors.columns import CategoricalWindow
+        >>> from detectors.profile import CategoricalProfile
         >>> hellinger(CategoricalProfile.fit(["a", "b"]), CategoricalWindow.of(["a", "b"]))
         (0.0, None)
     """

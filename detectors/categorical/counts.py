@@ -23,6 +23,8 @@ def aligned_counts(
     with few values); their keys are the values' text.
 
     Examples:
+        >>> from detectors.columns import CategoricalWindow
+        >>> from detectors.profile import CategoricalProfile
         >>> profile = CategoricalProfile.fit(["a", "b", "b"])
         >>> aligned_counts(profile, CategoricalWindow.of(["b", "c"]))
         (['a', 'b', 'c'], array([1, 2, 0]), array([0, 1, 1]))
