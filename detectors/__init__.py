@@ -11,7 +11,13 @@ Examples:
 
 from detectors.dataset import adjust_p_values
 from detectors.drift import DriftOptions, detect_drift
-from detectors.errors import DetectorError, ProfileFormatError, UnknownMethodError
+from detectors.errors import (
+    DetectorError,
+    OptionsError,
+    ProfileFormatError,
+    SchemaError,
+    UnknownMethodError,
+)
 from detectors.profile import ReferenceProfile
 from detectors.render import render_html, report_to_text
 from detectors.report import DriftReport, FeatureDrift
@@ -23,8 +29,10 @@ __all__ = [
     "DriftOptions",
     "DriftReport",
     "FeatureDrift",
+    "OptionsError",
     "ProfileFormatError",
     "ReferenceProfile",
+    "SchemaError",
     "UnknownMethodError",
     "adjust_p_values",
     "auto_method",

@@ -14,6 +14,8 @@ from scipy import stats
 from detectors.categorical.counts import aligned_counts
 from detectors.columns import CategoricalWindow, NumericWindow, Window
 from detectors.dataset import Correction, adjust_p_values, dataset_drifted
+from detectors.errors import OptionsError
+from detectors.parallel import column_map
 from detectors.profile import ColumnProfile, NumericProfile, ReferenceProfile
 from detectors.report import DriftReport, FeatureDrift
 from detectors.select import auto_method, method, methods_for
@@ -47,13 +49,15 @@ class DriftOptions:
 
     def __post_init__(self) -> None:
         if not 0 < self.drift_share <= 1:
-            raise ValueError(f"drift_share must be in (0, 1], got {self.drift_share}")
+            raise OptionsError(f"drift_share must be in (0, 1], got {self.drift_share}")
         if self.threshold is not None and not self.threshold > 0:
-            raise ValueError(f"threshold must be positive, got {self.threshold}")
+            raise OptionsError(f"threshold must be positive, got {self.threshold}")
         if self.min_samples < 1:
-            raise ValueError(f"min_samples must be at least 1, got {self.min_samples}")
+            raise OptionsError(f"min_samples must be at least 1, got {self.min_samples}")
         if self.correction not in (None, "bonferroni", "holm", "bh"):
-            raise ValueError(f"correction must be bonferroni, holm or bh, got {self.correction!r}")
+            raise OptionsError(
+                f"correction must be bonferroni, holm or bh, got {self.correction!r}"
+            )
         if self.numeric_method != "auto":
             method(self.numeric_method, "numeric")
         if self.categorical_method != "auto":
@@ -63,9 +67,9 @@ class DriftOptions:
                 method(name, "numeric" if name in methods_for("numeric") else "categorical")
         for name, value in self.thresholds.items():
             if not value > 0:
-                raise ValueError(f"threshold for {name!r} must be positive, got {value}")
+                raise OptionsError(f"threshold for {name!r} must be positive, got {value}")
         if self.min_effect_size is not None and not self.min_effect_size >= 0:
-            raise ValueError(f"min_effect_size must be non-negative, got {self.min_effect_size}")
+            raise OptionsError(f"min_effect_size must be non-negative, got {self.min_effect_size}")
 
 
 def _finite_or_none(value: float | None) -> float | None:
@@ -164,10 +168,11 @@ def detect_drift(
         (True, True)
     """
     options = options or DriftOptions()
-    partials = [
-        _one(profile, name, current[name] if name in current.columns else None, options)
-        for name in profile.columns
-    ]
+    partials = column_map(
+        lambda name: _one(profile, name, current[name] if name in current.columns else None,
+                          options),
+        profile.columns,
+    )
     ok = [p for p in partials if p.status == "ok"]
     tested = [p for p in ok if p.p_value is not None]
     adjusted = dict(zip((p.name for p in tested),

@@ -13,3 +13,11 @@ class UnknownMethodError(DetectorError, ValueError):
 
 class ProfileFormatError(DetectorError, ValueError):
     """Serialised profile bytes are not a profile this version can read."""
+
+
+class SchemaError(DetectorError, ValueError):
+    """A schema names a column the data lacks, or a kind that is not numeric or categorical."""
+
+
+class OptionsError(DetectorError, ValueError):
+    """A drift option is out of range (threshold, drift share, minimum samples...)."""

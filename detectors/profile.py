@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 
 from detectors.columns import FloatArray, IntArray, category_counts, numeric_values
-from detectors.errors import ProfileFormatError
+from detectors.errors import ProfileFormatError, SchemaError
+from detectors.parallel import column_map
 from detectors.report import ColumnKind
 
 PROFILE_FORMAT = "driftline.profile"
@@ -56,13 +57,17 @@ class NumericProfile:
             return cls(array, 0.0, 0.0, 0, 0.0, np.zeros(1), empty, np.zeros(0, np.int64))
         with np.errstate(all="ignore"):
             mean = float(array.mean())
-            std = float(array.std())
             if not np.isfinite(mean):
                 # Values near the float maximum overflow the sum; the median still centres.
                 mean = float(array[array.size // 2])
+            centred = array - mean
+            std = float(np.sqrt(np.dot(centred, centred) / array.size))
             if not np.isfinite(std):
-                std = float(array[-1] - array[0]) if np.isfinite(array[-1] - array[0]) else 0.0
-            prefix = np.concatenate(([0.0], np.cumsum(array - mean)))
+                spread = float(array[-1] - array[0])
+                std = spread if np.isfinite(spread) else 0.0
+            prefix = np.empty(array.size + 1)
+            prefix[0] = 0.0
+            np.cumsum(centred, out=prefix[1:])
         starts = np.flatnonzero(np.concatenate(([True], array[1:] != array[:-1])))
         n_unique = int(starts.size)
         if n_unique <= MAX_LEVELS:
@@ -163,17 +168,23 @@ class ReferenceProfile:
         else:
             missing = [c for c in schema if c not in reference.columns]
             if missing:
-                raise ValueError(f"schema names columns the reference lacks: {missing}")
+                raise SchemaError(f"schema names columns the reference lacks: {missing}")
             kinds = {}
             for name, kind in schema.items():
                 if kind not in ("numeric", "categorical"):
-                    raise ValueError(f"column {name!r}: kind must be numeric or categorical, "
+                    raise SchemaError(f"column {name!r}: kind must be numeric or categorical, "
                                      f"got {kind!r}")
                 kinds[name] = kind  # type: ignore[assignment]
-        numeric = {c: NumericProfile.fit(reference[c]) for c, k in kinds.items() if k == "numeric"}
-        categorical = {
-            c: CategoricalProfile.fit(reference[c]) for c, k in kinds.items() if k == "categorical"
-        }
+        names = list(kinds)
+
+        def fit_one(name: str) -> ColumnProfile:
+            if kinds[name] == "numeric":
+                return NumericProfile.fit(reference[name])
+            return CategoricalProfile.fit(reference[name])
+
+        fitted = dict(zip(names, column_map(fit_one, names), strict=True))
+        numeric = {c: p for c, p in fitted.items() if isinstance(p, NumericProfile)}
+        categorical = {c: p for c, p in fitted.items() if isinstance(p, CategoricalProfile)}
         return cls(kinds, numeric, categorical, len(reference))
 
     def to_bytes(self) -> bytes:

@@ -50,7 +50,11 @@ def wasserstein_distance(reference: NumericProfile, current: NumericWindow) -> f
         # F >= g exactly from the reference value of rank ceil(g * n) on (integer arithmetic).
         rank = (g_count * n + m - 1) // m
         crossing = np.clip(ref[np.minimum(rank, n) - 1], a, b)
-        k_cross = np.searchsorted(ref, crossing, side="right")
+        if reference.n_unique == n:
+            # No ties: a crossing strictly inside (a, b) is the reference value of that rank.
+            k_cross = np.where(crossing == a, k_at[:-1], np.where(crossing == b, k_at[1:], rank))
+        else:
+            k_cross = np.searchsorted(ref, crossing, side="right")
         area_a = area_at[:-1] / n
         area_b = area_at[1:] / n
         area_c = _area_below(reference, crossing, k_cross) / n
