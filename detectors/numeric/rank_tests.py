@@ -9,12 +9,15 @@ scipy functions (its Cramér-von Mises is a copy of scipy's), except where noted
 from __future__ import annotations
 
 import math
+import threading
 import warnings
 
 from scipy import stats
 
 from detectors.columns import NumericWindow
 from detectors.profile import NumericProfile
+
+_WARNINGS_LOCK = threading.Lock()
 
 
 def anderson(reference: NumericProfile, current: NumericWindow) -> tuple[float, float]:
@@ -32,7 +35,8 @@ def anderson(reference: NumericProfile, current: NumericWindow) -> tuple[float, 
     if reference.n_unique == 1 and current.n and current.values.min() == current.values.max() \
             and current.values[0] == reference.values[0]:
         return 0.0, 1.0  # one value on both sides: scipy would divide by zero
-    with warnings.catch_warnings():
+    # catch_warnings swaps process-wide filters: one thread at a time.
+    with _WARNINGS_LOCK, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         result = stats.anderson_ksamp([reference.values, current.values])
     return float(result.statistic), float(result.pvalue)
