@@ -16,7 +16,12 @@ import numpy as np
 from scipy import stats
 from scipy.spatial import distance
 
-from detectors.categorical.counts import aligned_counts, binned_counts, proportions
+from detectors.categorical.counts import (
+    aligned_counts,
+    binned_counts,
+    proportions,
+    sturges_edges,
+)
 from detectors.columns import FloatArray, NumericWindow, Window
 from detectors.profile import ColumnProfile, NumericProfile
 
@@ -99,11 +104,7 @@ def hellinger(reference: ColumnProfile, current: Window) -> tuple[float, None]:
     """
     if isinstance(reference, NumericProfile) and isinstance(current, NumericWindow):
         size, low, high = _union_unique(reference, current)
-        width = (high - low) / (np.log2(size) + 1.0)
-        n_bins = int(np.ceil((high - low) / width)) if width else 1
-        if low == high:
-            low, high = low - 0.5, high + 0.5
-        edges = np.linspace(low, high, n_bins + 1)
+        edges = sturges_edges(low, high, size)
         below = np.searchsorted(reference.values, edges, side="left")
         below[-1] = reference.n
         ref = proportions(np.diff(below))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,6 +20,8 @@ from detectors.parallel import column_map
 from detectors.profile import ColumnProfile, NumericProfile, ReferenceProfile
 from detectors.report import DriftReport, FeatureDrift
 from detectors.select import auto_method, method, methods_for
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -81,9 +84,10 @@ def _cohens_d(reference: NumericProfile, window: NumericWindow) -> float | None:
     n1, n2 = reference.n, current.size
     if n1 < 2 or n2 < 2:
         return None
-    var1 = reference.std**2 * n1 / (n1 - 1)
-    var2 = float(current.var(ddof=1))
-    pooled = math.sqrt(((n1 - 1) * var1 + (n2 - 1) * var2) / (n1 + n2 - 2))
+    # numpy floats: overflow on huge values gives inf (then None), not OverflowError.
+    var1 = np.float64(reference.std) ** 2 * n1 / (n1 - 1)
+    var2 = np.float64(current.var(ddof=1))
+    pooled = float(np.sqrt(((n1 - 1) * var1 + (n2 - 1) * var2) / (n1 + n2 - 2)))
     if not math.isfinite(pooled):
         return None
     if pooled == 0:
@@ -141,7 +145,16 @@ def _one(profile: ReferenceProfile, name: str, column: Any, options: DriftOption
     spec = method(chosen, kind)
     # Huge values (near float max) overflow sums; results then fall back to None, never NaN.
     with np.errstate(all="ignore"):
-        statistic, p_value = spec.function(reference, current)
+        try:
+            statistic, p_value = spec.function(reference, current)
+        except (ArithmeticError, ValueError):
+            # scipy gives up on some extreme samples (a range beyond the float maximum):
+            # the column is reported as not testable rather than failing the whole run.
+            logger.warning("drift method failed on a column", extra={"method": chosen},
+                           exc_info=True)
+            return _Partial(name, kind, chosen, None, None,
+                            threshold if threshold is not None else spec.default_threshold,
+                            None, reference.n, current.n, "insufficient_data")
         if isinstance(reference, NumericProfile) and isinstance(current, NumericWindow):
             effect = _cohens_d(reference, current)
         else:

@@ -64,9 +64,28 @@ def _sturges_edges(reference: NumericProfile, current: NumericWindow) -> FloatAr
     low, high = reference.values[0], reference.values[-1]
     if current.n:
         low, high = min(low, float(current.values.min())), max(high, float(current.values.max()))
-    size = reference.n + current.n
-    width = (high - low) / (np.log2(size) + 1.0)
-    n_bins = int(np.ceil((high - low) / width)) if width else 1
+    return sturges_edges(low, high, reference.n + current.n)
+
+
+def sturges_edges(low: float, high: float, size: int) -> FloatArray:
+    """Sturges edges for `size` values spanning [low, high], as numpy computes them.
+
+    Also when high - low overflows (values near the float maximum), where numpy fails.
+
+    Examples:
+        >>> sturges_edges(0.0, 1.0, 4).tolist()
+        [0.0, 0.3333333333333333, 0.6666666666666666, 1.0]
+        >>> bool(np.isfinite(sturges_edges(-1e308, 1e308, 10)).all())
+        True
+    """
+    spread = high - low
+    if not np.isfinite(spread):
+        n_bins = int(np.ceil(np.log2(size) + 1.0))
+        steps = np.linspace(0.0, 1.0, n_bins + 1)
+        wide: FloatArray = 2.0 * ((1.0 - steps) * (low / 2.0) + steps * (high / 2.0))
+        return wide
+    width = spread / (np.log2(size) + 1.0)
+    n_bins = int(np.ceil(spread / width)) if width else 1
     if low == high:
         low, high = low - 0.5, high + 0.5
     edges: FloatArray = np.linspace(low, high, n_bins + 1, endpoint=True)
