@@ -13,15 +13,19 @@ from detectors.dataset import adjust_p_values
 from detectors.drift import DriftOptions, detect_drift
 from detectors.errors import (
     DetectorError,
+    MissingDependencyError,
     OptionsError,
     ProfileFormatError,
     SchemaError,
     UnknownMethodError,
 )
+from detectors.multivariate.domain_classifier import domain_classifier
+from detectors.multivariate.pca import PCAReconstruction
+from detectors.multivariate.result import MultivariateDrift
 from detectors.profile import ReferenceProfile
 from detectors.render import render_html, report_to_text
 from detectors.report import DriftReport, FeatureDrift
-from detectors.select import METHODS, auto_method
+from detectors.select import METHODS, auto_method, methods_for
 
 __all__ = [
     "METHODS",
@@ -29,7 +33,10 @@ __all__ = [
     "DriftOptions",
     "DriftReport",
     "FeatureDrift",
+    "MissingDependencyError",
+    "MultivariateDrift",
     "OptionsError",
+    "PCAReconstruction",
     "ProfileFormatError",
     "ReferenceProfile",
     "SchemaError",
@@ -37,6 +44,8 @@ __all__ = [
     "adjust_p_values",
     "auto_method",
     "detect_drift",
+    "domain_classifier",
+    "methods_for",
     "render_html",
     "report_to_text",
 ]

@@ -147,7 +147,7 @@ def _one(profile: ReferenceProfile, name: str, column: Any, options: DriftOption
     with np.errstate(all="ignore"):
         try:
             statistic, p_value = spec.function(reference, current)
-        except (ArithmeticError, ValueError):
+        except (ArithmeticError, LookupError, ValueError):
             # scipy gives up on some extreme samples (a range beyond the float maximum):
             # the column is reported as not testable rather than failing the whole run.
             logger.warning("drift method failed on a column", extra={"method": chosen},

@@ -21,3 +21,7 @@ class SchemaError(DetectorError, ValueError):
 
 class OptionsError(DetectorError, ValueError):
     """A drift option is out of range (threshold, drift share, minimum samples...)."""
+
+
+class MissingDependencyError(DetectorError, ImportError):
+    """An optional dependency a detector needs is not installed (the message says what)."""

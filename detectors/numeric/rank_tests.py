@@ -32,7 +32,9 @@ def anderson(reference: NumericProfile, current: NumericWindow) -> tuple[float, 
         >>> anderson(profile, NumericWindow.of(np.arange(100.0) + 50))[1] < 0.01
         True
     """
-    if reference.n_unique == 1 and current.n and current.values.min() == current.values.max() \
+    if reference.n < 2 or current.n < 2:
+        return 0.0, 1.0  # scipy needs two values a side (and fails with an IndexError)
+    if reference.n_unique == 1 and current.values.min() == current.values.max() \
             and current.values[0] == reference.values[0]:
         return 0.0, 1.0  # one value on both sides: scipy would divide by zero
     # catch_warnings swaps process-wide filters: one thread at a time.

@@ -1,0 +1,1 @@
+"""Multivariate drift: changes in the joint distribution that per-column tests can miss."""
