@@ -95,7 +95,8 @@ def method(name: str, kind: ColumnKind) -> Method:
     found = METHODS.get(name)
     if found is None or kind not in found.kinds:
         raise UnknownMethodError(
-            f"unknown {kind} drift method {name!r}; use auto or one of {methods_for(kind)}"
+            f"unknown drift method {name!r} for {kind} columns; "
+            f"use auto or one of {methods_for(kind)}"
         )
     return found
 
