@@ -32,7 +32,8 @@ VALID = {
 }
 LABEL = {"schema": "driftline.label/v1", "event_id": "7a1e", "model": "fraud",
          "request_id": "r-81", "timestamp": "2026-11-26T08:00:00Z", "label": 1}
-SCHEMA_FILE = Path(__file__).resolve().parents[3] / "docs" / "events.schema.json"
+DOCS = Path(__file__).resolve().parents[3] / "docs"
+SCHEMA_FILE = DOCS / "events.schema.json"
 
 
 def _with(base: dict[str, Any] = VALID, **changes: object) -> bytes:
@@ -250,6 +251,36 @@ def test_json_schema_file_agrees_with_the_codec() -> None:
                 assert caught.value.reason == "missing_field", field
             else:
                 decode_event(_with(example, **{field: KeyError}))
+
+
+def _table_keys(markdown: str, heading: str) -> set[str]:
+    """The backticked first cells of the first table after `heading`."""
+    lines = markdown.split(heading, 1)[1].splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    table = []
+    for line in lines[first:]:
+        if not line.startswith("|"):
+            break
+        table.append(line)
+    return {row.split("`")[1] for row in table if row.startswith("| `")}
+
+
+def test_docs_list_every_reason_and_header() -> None:
+    markdown = (DOCS / "events.md").read_text(encoding="utf-8")
+    assert _table_keys(markdown, "## What is rejected: dead letters") == set(DEAD_LETTER_REASONS)
+    from types import SimpleNamespace
+
+    from collector.ingest import deadletter_headers
+    from collector.sidecar import DROP_REASONS
+
+    record = SimpleNamespace(topic="driftline.predictions", partition=2, offset=41)
+    written = deadletter_headers(record, EventDecodeError("non_finite", "features.a is NaN"))
+    assert dict(written)["driftline.source.offset"] == b"41"
+    assert _table_keys(markdown, "A dead letter carries these headers") == {
+        name for name, _value in written} | {"driftline.error.truncated"}
+
+    assert _table_keys(markdown, "**Nothing is raised; everything is counted.**") == \
+        set(DROP_REASONS)
 
 
 # -- properties --------------------------------------------------------------------------------
