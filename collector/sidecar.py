@@ -50,7 +50,7 @@ from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
 from kafka import KafkaProducer
-from kafka.errors import KafkaError, MessageSizeTooLargeError
+from kafka.errors import KafkaError, KafkaTimeoutError, MessageSizeTooLargeError
 from prometheus_client import CollectorRegistry, Counter
 
 from collector.events import LabelEvent, PredictionEvent, decode_event, encode_event
@@ -191,6 +191,7 @@ class PredictionLogger:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._close_deadline = 0.0
+        self._backoff = _BACKOFF_MIN_SECONDS
         self._producer: KafkaProducer | None = None
         self._sent_metric: dict[str, Any] = {}
         self._dropped_metric: dict[str, Any] = {}
@@ -327,38 +328,42 @@ class PredictionLogger:
     # -- the background thread -------------------------------------------------------------------
     def _run(self) -> None:
         try:
-            self._loop()
-        except Exception:  # never expected; a dead thread would hold every event until close
-            logger.exception("sidecar background thread failed")
+            while not self._stopping.is_set():
+                try:
+                    self._step()
+                except Exception:  # never expected; the thread must outlive any one failure
+                    logger.exception("sidecar background step failed")
+                    self._stopping.wait(_BACKOFF_MAX_SECONDS)
         finally:
             # A record put back by a failed send while close() emptied the buffer is counted too.
             self._drop_left("closed")
-            producer, self._producer = self._producer, None
-            if producer is not None:
-                timeout = max(self._close_deadline - time.monotonic(), 0.1)
-                try:
-                    producer.close(timeout=timeout)
-                except Exception:
-                    logger.debug("sidecar producer did not close cleanly", exc_info=True)
+            self._discard_producer(max(self._close_deadline - time.monotonic(), 0.1))
 
-    def _loop(self) -> None:
-        backoff = _BACKOFF_MIN_SECONDS
-        while not self._stopping.is_set():
-            if self._producer is None:
-                self._expire()
-                if self._connect():
-                    backoff = _BACKOFF_MIN_SECONDS
-                    continue
-                # Wait on the stop event, not on the wake-up: logging must not speed up retries.
-                self._stopping.wait(self._retry_wait(backoff))
-                backoff = min(backoff * 2, _BACKOFF_MAX_SECONDS)
-                continue
-            if not self._send_some(self._producer):
-                self._idle = True
-                if not self._buffer:  # checked after _idle is set: no wake-up is missed
-                    self._wake.wait(_IDLE_WAIT_SECONDS)
-                self._wake.clear()
-                self._idle = False
+    def _step(self) -> None:
+        """One round: connect (or wait to retry), or send what is buffered, or wait for work."""
+        if self._producer is None:
+            self._expire()
+            if self._connect():
+                self._backoff = _BACKOFF_MIN_SECONDS
+                return
+            # Wait on the stop event, not on the wake-up: logging must not speed up retries.
+            self._stopping.wait(self._retry_wait(self._backoff))
+            self._backoff = min(self._backoff * 2, _BACKOFF_MAX_SECONDS)
+            return
+        if not self._send_some(self._producer):
+            self._idle = True
+            if not self._buffer:  # checked after _idle is set: no wake-up is missed
+                self._wake.wait(_IDLE_WAIT_SECONDS)
+            self._wake.clear()
+            self._idle = False
+
+    def _discard_producer(self, timeout_seconds: float = 1.0) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            try:
+                producer.close(timeout=timeout_seconds)
+            except Exception:
+                logger.debug("sidecar producer did not close cleanly", exc_info=True)
 
     def _retry_wait(self, backoff: float) -> float:
         jittered = backoff * random.uniform(0.5, 1.0)
@@ -438,14 +443,23 @@ class PredictionLogger:
             except MessageSizeTooLargeError:
                 self._count_drop(kind, "encode_error", was_busy=1)
                 continue
-            except KafkaError:  # no metadata for the topic within max_block_ms
+            except KafkaError as exc:
+                # Timeout: no metadata for the topic (or no room in kafka-python's buffer)
+                # within max_block_ms. Anything else (a producer closed by a fatal error): start
+                # a new producer. Either way the event goes back to the front, to expire in time.
                 logger.debug("sidecar send failed; will retry", exc_info=True)
                 with self._lock:
                     self._buffer.appendleft(record)
                     self._busy -= 1
+                if not isinstance(exc, KafkaTimeoutError):
+                    self._discard_producer()
                 self._expire()
                 self._stopping.wait(_BACKOFF_MIN_SECONDS)
                 return True
+            except Exception:  # kafka-python failing in some other way: drop, never die
+                logger.warning("sidecar send failed unexpectedly", exc_info=True)
+                self._count_drop(kind, "broker_unavailable", was_busy=1)
+                continue
             # Callbacks bound once per kind: kafka-python wraps extra arguments in a
             # functools.partial per event, garbage the collector then has to track.
             future.add_callback(self._on_sent_callbacks[kind])

@@ -16,7 +16,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pytest
-from kafka.errors import KafkaTimeoutError, MessageSizeTooLargeError, NotLeaderForPartitionError
+from kafka.errors import (
+    IllegalStateError,
+    KafkaTimeoutError,
+    MessageSizeTooLargeError,
+    NotLeaderForPartitionError,
+)
 from kafka.future import Future
 from prometheus_client import CollectorRegistry
 
@@ -43,6 +48,7 @@ class FakeProducer:
     instances: ClassVar[list[FakeProducer]] = []
     fail_with: ClassVar[Exception | None] = None
     send_raises: ClassVar[Exception | None] = None
+    send_raises_once: ClassVar[Exception | None] = None
     gate: ClassVar[threading.Event | None] = None
 
     def __init__(self, **config: Any) -> None:
@@ -56,6 +62,9 @@ class FakeProducer:
     def send(self, topic: str, *, key: bytes, value: bytes) -> Future:
         if FakeProducer.send_raises is not None:
             raise FakeProducer.send_raises
+        if FakeProducer.send_raises_once is not None:
+            error, FakeProducer.send_raises_once = FakeProducer.send_raises_once, None
+            raise error
         future = Future()
         if FakeProducer.fail_with is not None:
             return future.failure(FakeProducer.fail_with)
@@ -72,6 +81,7 @@ def fake_kafka(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[FakeProducer]]:
     FakeProducer.instances = []
     FakeProducer.fail_with = None
     FakeProducer.send_raises = None
+    FakeProducer.send_raises_once = None
     FakeProducer.gate = None
     monkeypatch.setattr(sidecar_module, "KafkaProducer", FakeProducer)
     monkeypatch.setattr(sidecar_module, "kafka_reachable", lambda *_a, **_k: True)
@@ -293,6 +303,26 @@ def test_send_without_metadata_is_retried_then_expires(fake_kafka: type[FakeProd
     assert logger.flush(timeout_seconds=30)
     logger.close(timeout_seconds=1)
     assert logger.stats.dropped["broker_unavailable"] == 4
+
+
+def test_a_broken_producer_is_replaced(fake_kafka: type[FakeProducer]) -> None:
+    fake_kafka.send_raises_once = IllegalStateError("KafkaProducer already closed!")
+    with PredictionLogger("fake:9092", model="m", max_unsent_seconds=60) as logger:
+        logger.log(features={"x": 1.0}, prediction=1)
+        assert logger.flush(timeout_seconds=30)
+    assert logger.stats.sent == 1
+    assert len(fake_kafka.instances) == 2
+    assert fake_kafka.instances[0].closed
+
+
+def test_an_unexpected_send_failure_drops_the_event_not_the_thread(
+        fake_kafka: type[FakeProducer]) -> None:
+    fake_kafka.send_raises_once = RuntimeError("a bug in the client")
+    with PredictionLogger("fake:9092", model="m") as logger:
+        logger.log(features={"x": 1.0}, prediction=1)
+        logger.log(features={"x": 2.0}, prediction=1)
+    assert logger.stats.dropped["broker_unavailable"] == 1
+    assert logger.stats.sent == 1
 
 
 def test_connects_after_the_broker_appears(monkeypatch: pytest.MonkeyPatch,
