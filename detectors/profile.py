@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -50,7 +51,12 @@ class NumericProfile:
             >>> profile.values.tolist(), profile.n_unique, profile.levels.tolist()
             ([1.0, 1.0, 3.0], 2, [1.0, 3.0])
         """
-        array = np.sort(numeric_values(values))
+        array = numeric_values(values)
+        # Profiles read back from bytes are sorted already: checking is cheaper than sorting.
+        if array.size > 1 and not bool(np.all(array[1:] >= array[:-1])):
+            array = np.sort(array)
+        else:
+            array = array.copy()
         array.setflags(write=False)
         empty = np.zeros(0)
         if array.size == 0:
@@ -208,25 +214,41 @@ class ReferenceProfile:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> ReferenceProfile:
-        """Read a profile written by `to_bytes`."""
+        """Read a profile written by `to_bytes`.
+
+        Raises:
+            ProfileFormatError: the bytes are not a profile, are damaged, or come from
+                another format version.
+        """
         try:
             archive = np.load(io.BytesIO(data), allow_pickle=False)
             meta = json.loads(bytes(archive["meta"]).decode())
-        except (ValueError, KeyError, OSError) as exc:
+            if meta.get("format") != PROFILE_FORMAT:
+                raise ProfileFormatError("bytes are not a driftline reference profile")
+            if meta.get("version") != PROFILE_VERSION:
+                raise ProfileFormatError(
+                    f"profile format version {meta.get('version')!r} is not {PROFILE_VERSION}; "
+                    "fit the profile again from the reference data"
+                )
+            kinds: dict[str, ColumnKind] = dict(meta["kinds"])
+            numeric: dict[str, NumericProfile] = {}
+            categorical: dict[str, CategoricalProfile] = {}
+            for i, name in enumerate(kinds):
+                if kinds[name] == "numeric":
+                    values = np.asarray(archive[f"n{i}"], dtype=np.float64)
+                    numeric[name] = NumericProfile.fit(values)
+                elif kinds[name] == "categorical":
+                    counts = np.asarray(archive[f"c{i}"], dtype=np.int64)
+                    names = tuple(str(c) for c in meta["categorical"][name])
+                    if counts.shape != (len(names),) or np.any(counts < 0):
+                        raise ProfileFormatError(f"column {name!r}: damaged category counts")
+                    counts.setflags(write=False)
+                    categorical[name] = CategoricalProfile(names, counts)
+                else:
+                    raise ProfileFormatError(f"column {name!r}: unknown kind {kinds[name]!r}")
+            return cls(kinds, numeric, categorical, int(meta["n_rows"]))
+        except ProfileFormatError:
+            raise
+        except (ValueError, KeyError, OSError, TypeError, AttributeError, EOFError,
+                zipfile.BadZipFile) as exc:
             raise ProfileFormatError("bytes are not a driftline reference profile") from exc
-        if meta.get("format") != PROFILE_FORMAT or meta.get("version") != PROFILE_VERSION:
-            raise ProfileFormatError(
-                f"profile version {meta.get('version')!r} is not {PROFILE_VERSION}"
-            )
-        kinds: dict[str, ColumnKind] = dict(meta["kinds"])
-        numeric: dict[str, NumericProfile] = {}
-        categorical: dict[str, CategoricalProfile] = {}
-        for i, name in enumerate(kinds):
-            if kinds[name] == "numeric":
-                values = np.asarray(archive[f"n{i}"], dtype=np.float64)
-                numeric[name] = NumericProfile.fit(values)
-            else:
-                counts = np.asarray(archive[f"c{i}"], dtype=np.int64)
-                counts.setflags(write=False)
-                categorical[name] = CategoricalProfile(tuple(meta["categorical"][name]), counts)
-        return cls(kinds, numeric, categorical, int(meta["n_rows"]))

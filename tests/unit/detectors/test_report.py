@@ -157,3 +157,17 @@ def test_text_and_html_renderings(frames: tuple[pd.DataFrame, pd.DataFrame]) -> 
     assert "<b>new</b>" not in page  # category names are escaped
     assert not re.search(r"<script|https?://", page)  # self-contained
     assert math.isfinite(report.share_drifted)
+
+
+@pytest.mark.parametrize("damage", [
+    lambda b: b"", lambda b: b"not a profile", lambda b: b[: len(b) // 2],
+    lambda b: b.replace(b"driftline.profile", b"driftline.profilX"),
+    lambda b: b.replace(b'"version": 1', b'"version": 9'),
+])
+def test_damaged_profile_bytes_raise_profile_format_error(
+        frames: tuple[pd.DataFrame, pd.DataFrame], damage: object) -> None:
+    from detectors import ProfileFormatError
+
+    blob = ReferenceProfile.fit(frames[0]).to_bytes()
+    with pytest.raises(ProfileFormatError):
+        ReferenceProfile.from_bytes(damage(blob))  # type: ignore[operator]
