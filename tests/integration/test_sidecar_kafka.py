@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import socket
 from collections import defaultdict
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +14,7 @@ from prometheus_client import CollectorRegistry
 
 from collector.events import LabelEvent, PredictionEvent, decode_event
 from collector.sidecar import PredictionLogger
+from tests import services
 
 pytestmark = pytest.mark.integration
 
@@ -98,3 +101,50 @@ def test_bad_events_are_counted_and_do_not_stop_the_good_ones(
     assert sorted(decode_event(r.value).features["x"] for r in records) == \
         [float(i) for i in range(0, 20, 2)]
 
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _broker(action: str, port: int, controller_port: int, data: Path) -> None:
+    services._run(["bash", str(services.ROOT / "scripts" / "kafka-local"), action],
+                  env={"KAFKA_PORT": str(port), "KAFKA_CONTROLLER_PORT": str(controller_port),
+                       "KAFKA_DATA_DIR": str(data)})
+
+
+@pytest.mark.slow
+def test_broker_missing_then_up_then_gone(tmp_path: Path) -> None:
+    port, controller_port = _free_port(), _free_port()
+    bootstrap, data = f"127.0.0.1:{port}", tmp_path / "kafka"
+    topic = "sidecar.outage"
+    # 1. No broker yet: log() still returns ids at once and the events wait in the buffer.
+    waiting = PredictionLogger(bootstrap, model="m", predictions_topic=topic,
+                               max_unsent_seconds=240)
+    ids = [waiting.log(features={"x": float(i)}, prediction=1) for i in range(100)]
+    assert None not in ids
+    assert (waiting.stats.sent, waiting.stats.pending) == (0, 100)
+    try:
+        # 2. The broker comes up: the buffered events go out, without any call from the server.
+        _broker("start", port, controller_port, data)
+        assert waiting.flush(timeout_seconds=120)
+        waiting.close(timeout_seconds=10)
+        assert (waiting.stats.sent, waiting.stats.dropped_total) == (100, 0)
+        records = _consume(bootstrap, [topic], 100)
+        assert sorted(decode_event(r.value).event_id for r in records) == sorted(map(str, ids))
+        # 3. The broker goes away under a connected logger: drops are counted, close() is bounded.
+        with PredictionLogger(bootstrap, model="m", predictions_topic=topic,
+                              max_unsent_seconds=3) as connected:
+            connected.log(features={"x": 0.0}, prediction=1)
+            assert connected.flush(timeout_seconds=30)
+            _broker("stop", port, controller_port, data)
+            later = [connected.log(features={"x": float(i)}, prediction=1) for i in range(50)]
+            assert None not in later
+            assert connected.flush(timeout_seconds=60)  # ends when the 50 are dropped
+        assert connected.stats.sent == 1
+        assert connected.stats.dropped["broker_unavailable"] == 50
+    finally:
+        waiting.close(timeout_seconds=1)
+        _broker("stop", port, controller_port, data)
