@@ -181,8 +181,9 @@ def detect_drift(
         (True, True)
     """
     options = options or DriftOptions()
+    by_name = {str(c): c for c in current.columns}
     partials = column_map(
-        lambda name: _one(profile, name, current[name] if name in current.columns else None,
+        lambda name: _one(profile, name, current[by_name[name]] if name in by_name else None,
                           options),
         profile.columns,
     )

@@ -169,10 +169,12 @@ class ReferenceProfile:
         cls, reference: pd.DataFrame, schema: Mapping[str, str] | None = None
     ) -> ReferenceProfile:
         """Fit a profile; `schema` restricts the columns and overrides inferred kinds."""
+        # Column names are strings in the profile (JSON); frames may use other labels.
+        by_name = {str(c): c for c in reference.columns}
         if schema is None:
             kinds: dict[str, ColumnKind] = {str(c): infer_kind(reference[c]) for c in reference}
         else:
-            missing = [c for c in schema if c not in reference.columns]
+            missing = [c for c in schema if c not in by_name]
             if missing:
                 raise SchemaError(f"schema names columns the reference lacks: {missing}")
             kinds = {}
@@ -185,8 +187,8 @@ class ReferenceProfile:
 
         def fit_one(name: str) -> ColumnProfile:
             if kinds[name] == "numeric":
-                return NumericProfile.fit(reference[name])
-            return CategoricalProfile.fit(reference[name])
+                return NumericProfile.fit(reference[by_name[name]])
+            return CategoricalProfile.fit(reference[by_name[name]])
 
         fitted = dict(zip(names, column_map(fit_one, names), strict=True))
         numeric = {c: p for c, p in fitted.items() if isinstance(p, NumericProfile)}

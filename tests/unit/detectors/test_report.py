@@ -171,3 +171,12 @@ def test_damaged_profile_bytes_raise_profile_format_error(
     blob = ReferenceProfile.fit(frames[0]).to_bytes()
     with pytest.raises(ProfileFormatError):
         ReferenceProfile.from_bytes(damage(blob))  # type: ignore[operator]
+
+
+def test_non_string_column_labels(rng: np.random.Generator) -> None:
+    reference = pd.DataFrame(rng.normal(size=(300, 2)))
+    current = pd.DataFrame(rng.normal(2.0, 1, size=(300, 2)))
+    profile = ReferenceProfile.fit(reference)
+    assert profile.columns == ["0", "1"]
+    report = detect_drift(profile, current, DriftOptions(numeric_method="ks"))
+    assert report.drifted_features == ("0", "1")
