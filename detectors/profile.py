@@ -74,9 +74,10 @@ class NumericProfile:
             prefix = np.empty(array.size + 1)
             prefix[0] = 0.0
             np.cumsum(centred, out=prefix[1:])
-        starts = np.flatnonzero(np.concatenate(([True], array[1:] != array[:-1])))
-        n_unique = int(starts.size)
+        changes = array[1:] != array[:-1]
+        n_unique = int(np.count_nonzero(changes)) + 1
         if n_unique <= MAX_LEVELS:
+            starts = np.concatenate(([0], np.flatnonzero(changes) + 1))
             levels = array[starts]
             level_counts = np.diff(np.append(starts, array.size)).astype(np.int64)
         else:
