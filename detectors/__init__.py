@@ -1,5 +1,11 @@
 """driftline detectors: pure, I/O-free drift statistics usable as a library.
 
+Fit a `ReferenceProfile` once, then `detect_drift` each window against it with
+`DriftOptions`; the result is a frozen `DriftReport` of `FeatureDrift`s whose
+`to_dict()` is the `driftline.drift-report/v1` JSON. `report_to_text` and
+`render_html` render it. `domain_classifier` and `PCAReconstruction` check the
+joint distribution. Methods and their sources: docs/drift-methods.md.
+
 Examples:
     >>> import numpy as np, pandas as pd
     >>> from detectors import ReferenceProfile, detect_drift
