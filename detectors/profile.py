@@ -29,8 +29,8 @@ MAX_LEVELS = 1000
 class NumericProfile:
     """A numeric reference column: sorted finite values and what windows derive from them.
 
-    `prefix` holds cumulative sums of the values minus `center` (the mean), so that
-    the Wasserstein integral over any interval is O(1) after a binary search.
+    `center` (the mean, or the median when the mean overflows) is where the
+    Wasserstein arithmetic centres the values, for precision.
     """
 
     values: FloatArray
@@ -38,7 +38,6 @@ class NumericProfile:
     std: float
     n_unique: int
     center: float
-    prefix: FloatArray
     levels: FloatArray
     level_counts: IntArray
 
@@ -60,7 +59,7 @@ class NumericProfile:
         array.setflags(write=False)
         empty = np.zeros(0)
         if array.size == 0:
-            return cls(array, 0.0, 0.0, 0, 0.0, np.zeros(1), empty, np.zeros(0, np.int64))
+            return cls(array, 0.0, 0.0, 0, 0.0, empty, np.zeros(0, np.int64))
         with np.errstate(all="ignore"):
             mean = float(array.mean())
             if not np.isfinite(mean):
@@ -71,9 +70,6 @@ class NumericProfile:
             if not np.isfinite(std):
                 spread = float(array[-1] - array[0])
                 std = spread if np.isfinite(spread) else 0.0
-            prefix = np.empty(array.size + 1)
-            prefix[0] = 0.0
-            np.cumsum(centred, out=prefix[1:])
         changes = array[1:] != array[:-1]
         n_unique = int(np.count_nonzero(changes)) + 1
         if n_unique <= MAX_LEVELS:
@@ -82,9 +78,9 @@ class NumericProfile:
             level_counts = np.diff(np.append(starts, array.size)).astype(np.int64)
         else:
             levels, level_counts = empty, np.zeros(0, np.int64)
-        for part in (prefix, levels, level_counts):
+        for part in (levels, level_counts):
             part.setflags(write=False)
-        return cls(array, mean, std, n_unique, mean, prefix, levels, level_counts)
+        return cls(array, mean, std, n_unique, mean, levels, level_counts)
 
     @property
     def n(self) -> int:
