@@ -50,12 +50,19 @@ class NumericProfile:
             >>> profile.values.tolist(), profile.n_unique, profile.levels.tolist()
             ([1.0, 1.0, 3.0], 2, [1.0, 3.0])
         """
+        return cls._fit_sorted(np.sort(numeric_values(values)))
+
+    @classmethod
+    def from_sorted(cls, values: Any) -> NumericProfile:
+        """Fit from values stored sorted (as `to_bytes` writes them); checked, not trusted."""
         array = numeric_values(values)
-        # Profiles read back from bytes are sorted already: checking is cheaper than sorting.
         if array.size > 1 and not bool(np.all(array[1:] >= array[:-1])):
             array = np.sort(array)
-        else:
-            array = array.copy()
+        return cls._fit_sorted(array.copy())
+
+    @classmethod
+    def _fit_sorted(cls, array: FloatArray) -> NumericProfile:
+        # `array`: finite, sorted, owned by the profile from here on (made read-only).
         array.setflags(write=False)
         empty = np.zeros(0)
         if array.size == 0:
@@ -235,7 +242,7 @@ class ReferenceProfile:
             for i, name in enumerate(kinds):
                 if kinds[name] == "numeric":
                     values = np.asarray(archive[f"n{i}"], dtype=np.float64)
-                    numeric[name] = NumericProfile.fit(values)
+                    numeric[name] = NumericProfile.from_sorted(values)
                 elif kinds[name] == "categorical":
                     counts = np.asarray(archive[f"c{i}"], dtype=np.int64)
                     names = tuple(str(c) for c in meta["categorical"][name])
