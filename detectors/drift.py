@@ -134,14 +134,15 @@ def _one(profile: ReferenceProfile, name: str, column: Any, options: DriftOption
     )
     too_small = current.n < options.min_samples or reference.n == 0
     chosen = requested
-    if chosen == "auto":
-        chosen = "insufficient" if too_small else auto_method(reference, current)
+    if chosen == "auto" and reference.n > 0:
+        # Also for a window too small to test: the report names the method that would run.
+        chosen = auto_method(reference, current)
     threshold = options.thresholds.get(name, options.threshold)
     if too_small:
-        default = method(chosen, kind).default_threshold if chosen != "insufficient" else 0.05
-        return _Partial(name, kind, requested if chosen == "insufficient" else chosen, None, None,
-                        threshold or default, None, reference.n, current.n,
-                        "insufficient_data")
+        default = method(chosen, kind).default_threshold if chosen != "auto" else 0.05
+        return _Partial(name, kind, chosen, None, None,
+                        threshold if threshold is not None else default, None, reference.n,
+                        current.n, "insufficient_data")
     spec = method(chosen, kind)
     # Huge values (near float max) overflow sums; results then fall back to None, never NaN.
     with np.errstate(all="ignore"):
