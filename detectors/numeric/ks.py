@@ -32,11 +32,18 @@ def ks_statistic(reference: NumericProfile, current: NumericWindow) -> float:
     n1, n2 = reference.n, current.n
     cdf2 = np.cumsum(counts) / n2
     # F_reference - F_current is largest just before each current value...
-    before = np.searchsorted(ref, levels, side="left") / n1
+    below = np.searchsorted(ref, levels, side="left")
     previous = np.concatenate(([0.0], cdf2[:-1]))
-    d_plus = float(np.max(before - previous))
+    d_plus = float(np.max(below / n1 - previous))
     # ...and F_current - F_reference at each current value.
-    at = np.searchsorted(ref, levels, side="right") / n1
+    if reference.n_unique == n1:
+        # No ties in the reference: at most one reference value equals each level.
+        inside = below < n1
+        equal = np.zeros(levels.size, dtype=bool)
+        equal[inside] = ref[below[inside]] == levels[inside]
+        at = (below + equal) / n1
+    else:
+        at = np.searchsorted(ref, levels, side="right") / n1
     d_minus = float(np.max(cdf2 - at))
     return max(d_plus, d_minus, 0.0)
 
