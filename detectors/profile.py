@@ -73,7 +73,8 @@ class NumericProfile:
                 # Values near the float maximum overflow the sum; the median still centres.
                 mean = float(array[array.size // 2])
             centred = array - mean
-            std = float(np.sqrt(np.dot(centred, centred) / array.size))
+            # einsum, not dot: BLAS would start its own threads inside our column threads.
+            std = float(np.sqrt(np.einsum("i,i->", centred, centred) / array.size))
             if not np.isfinite(std):
                 spread = float(array[-1] - array[0])
                 std = spread if np.isfinite(spread) else 0.0
