@@ -249,8 +249,11 @@ class PredictionLogger:
                 self._count_drop("prediction", "encode_error")
                 return None
             event_id = _event_id()
-            payload = (dict(features), prediction, request_id,
-                       None if tags is None else dict(tags), latency_ms,
+            # Snapshots as tuples of names and of values, not dicts: the garbage collector stops
+            # tracking a tuple of atomic values but never one that holds a dict, and a backlog
+            # of tracked records makes every full collection walk the whole buffer.
+            payload = (tuple(features), tuple(features.values()), prediction, request_id,
+                       None if tags is None else tuple(tags.items()), latency_ms,
                        self._version if model_version is None else model_version)
             record: _Record = ("prediction", event_id, name, timestamp or datetime.now(UTC),
                                time.monotonic(), payload)
@@ -470,13 +473,14 @@ class PredictionLogger:
         kind, event_id, model, timestamp, _, payload = record
         event: PredictionEvent | LabelEvent
         if kind == "prediction":
-            features, prediction, request_id, tags, latency_ms, version = payload
+            names, values, prediction, request_id, tags, latency_ms, version = payload
             event = PredictionEvent(
                 event_id=event_id, model=model, timestamp=timestamp,
-                features={str(name): _plain(value) for name, value in features.items()},
+                features={str(name): _plain(value)
+                          for name, value in zip(names, values, strict=True)},
                 prediction=_plain(prediction),
                 model_version=None if version is None else str(version),
-                request_id=request_id, tags=tags or {},
+                request_id=request_id, tags=dict(tags) if tags else {},
                 latency_ms=None if latency_ms is None else float(latency_ms))
         else:
             request_id, label = payload
