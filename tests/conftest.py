@@ -38,14 +38,17 @@ def kafka_bootstrap() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def postgres_url() -> str:
+def postgres_url() -> Iterator[str]:
     external = os.environ.get("DRIFTLINE_TEST_POSTGRES_URL")
     if external:
-        return external
+        yield external
+        return
     try:
-        return services.start_postgres()
+        url = services.start_postgres()
     except services.ServiceError as exc:
         pytest.fail(f"PostgreSQL could not start: {exc}", pytrace=False)
+    yield url
+    services.stop_postgres()
 
 
 def _admin_dsn(url: str) -> str:

@@ -50,3 +50,8 @@ def start_postgres() -> str:
     """Start (or reuse) the test PostgreSQL server; returns its SQLAlchemy URL."""
     _run(["bash", str(ROOT / "scripts" / "postgres-local"), "start"])
     return _run(["bash", str(ROOT / "scripts" / "postgres-local"), "url"])
+
+
+def stop_postgres() -> None:
+    """Stop the test PostgreSQL server (the next session starts it again in a second)."""
+    _run(["bash", str(ROOT / "scripts" / "postgres-local"), "stop"])
