@@ -19,9 +19,9 @@ Drop reasons (`SidecarStats.dropped`, `driftline_sidecar_dropped_total{reason}`)
 
 The buffer is a `collections.deque` guarded by one lock that also guards the counters, so the
 bound and the counts stay exact when several serving threads log at once. A `queue.SimpleQueue`
-with a locked counter costs the same (about 0.25 us per append for either on Python 3.11;
-`bench/sidecar.py` times both), but it cannot show its oldest event or take one back at the
-front, which expiry and a failed send need.
+with a locked counter costs the same: 0.25 to 0.5 us per append for either on Python 3.11 and
+neither faster run after run (`bench/sidecar.py` times both), but it cannot show its oldest
+event or take one back at the front, which expiry and a failed send need.
 
 Create the logger in the process that serves (after a pre-fork server forks its workers) and
 close it on shutdown; events still buffered when the interpreter exits without `close()` are
