@@ -381,3 +381,18 @@ def test_stats_is_a_frozen_snapshot(nowhere: str) -> None:
         assert before.enqueued == 0
         assert logger.stats.enqueued == 1
     assert json.loads(json.dumps(dict(logger.stats.dropped))) == dict(logger.stats.dropped)
+
+
+def test_buffered_events_leave_the_garbage_collectors_tracking(nowhere: str) -> None:
+    # A backlog the collector tracks makes every full collection walk it (see bench/sidecar.py).
+    import gc
+
+    logger = PredictionLogger(nowhere, model="m", max_unsent_seconds=60)
+    for i in range(100):
+        logger.log(features={"x": float(i), "c": "a"}, prediction=0.5, request_id=str(i),
+                   tags={"t": "v"})
+        logger.log_label(request_id=str(i), label=1)
+    for _ in range(4):  # each collection untracks one more level of nested tuples
+        gc.collect()
+    assert sum(gc.is_tracked(record) for record in logger._buffer) == 0
+    logger.close(timeout_seconds=0.1)
