@@ -173,3 +173,16 @@ def test_categorical_windows_count_like_pandas(rng: np.random.Generator) -> None
     assert window.counts.tolist() == expected.tolist()
     profile = CategoricalProfile.fit(values)
     assert profile.n == int(expected.sum())
+
+
+@pytest.mark.slow
+def test_fast_paths_equal_scipy_at_benchmark_size(rng: np.random.Generator) -> None:
+    # The benchmark's shape: 1M reference values against a 100k window.
+    ref = rng.normal(0, 1, 1_000_000)
+    cur = rng.normal(0.01, 1, 100_000)
+    profile, window = NumericProfile.fit(ref), NumericWindow.of(cur)
+    statistic, p_value = ks(profile, window)
+    expected = stats.ks_2samp(ref, cur)
+    assert _close(statistic, expected.statistic)
+    assert _close(p_value, expected.pvalue)
+    assert _close(wasserstein_distance(profile, window), stats.wasserstein_distance(ref, cur))
