@@ -48,9 +48,13 @@ def category_counts(values: Any) -> tuple[tuple[str, ...], IntArray]:
     Examples:
         >>> category_counts(["b", "a", None, 1, "1", float("nan")])
         (('1', 'a', 'b'), array([2, 1, 1]))
+        >>> category_counts(pd.Categorical(["a"], categories=["a", "unused"]))
+        (('a',), array([1]))
     """
     series = values if isinstance(values, pd.Series) else pd.Series(values, dtype=object)
     counted = series.value_counts(dropna=True, sort=False)
+    # A pandas Categorical also lists its unused categories, with count 0.
+    counted = counted[counted.to_numpy() > 0]
     merged: dict[str, int] = {}
     for key, count in zip(counted.index.tolist(), counted.to_numpy().tolist(), strict=True):
         name = str(key)
