@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, get_args
 
 from collector.errors import EventDecodeError
 
@@ -32,17 +32,7 @@ DeadLetterReason = Literal[
     "non_finite",
     "invalid_value",
 ]
-DEAD_LETTER_REASONS: Final[tuple[DeadLetterReason, ...]] = (
-    "oversized",
-    "invalid_utf8",
-    "invalid_json",
-    "not_an_object",
-    "unknown_schema",
-    "missing_field",
-    "wrong_type",
-    "non_finite",
-    "invalid_value",
-)
+DEAD_LETTER_REASONS: Final[tuple[DeadLetterReason, ...]] = get_args(DeadLetterReason)
 
 Scalar = float | int | str | bool | None
 _MAX_ID_CHARS: Final = 200
