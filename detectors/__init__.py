@@ -4,7 +4,9 @@ Fit a `ReferenceProfile` once, then `detect_drift` each window against it with
 `DriftOptions`; the result is a frozen `DriftReport` of `FeatureDrift`s whose
 `to_dict()` is the `driftline.drift-report/v1` JSON. `report_to_text` and
 `render_html` render it. `domain_classifier` and `PCAReconstruction` check the
-joint distribution. Methods and their sources: docs/drift-methods.md.
+joint distribution. `ADWIN`, `PageHinkley`, `DDM` and `KSWIN` watch a stream
+value by value, with river's shape and detection points. Methods and their sources:
+docs/drift-methods.md.
 
 Examples:
     >>> import numpy as np, pandas as pd
@@ -32,8 +34,12 @@ from detectors.profile import ReferenceProfile
 from detectors.render import render_html, report_to_text
 from detectors.report import DriftReport, FeatureDrift
 from detectors.select import METHODS, auto_method, methods_for
+from detectors.streaming import ADWIN, DDM, KSWIN, PageHinkley
 
 __all__ = [
+    "ADWIN",
+    "DDM",
+    "KSWIN",
     "METHODS",
     "DetectorError",
     "DriftOptions",
@@ -43,6 +49,7 @@ __all__ = [
     "MultivariateDrift",
     "OptionsError",
     "PCAReconstruction",
+    "PageHinkley",
     "ProfileFormatError",
     "ReferenceProfile",
     "SchemaError",
