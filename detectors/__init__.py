@@ -25,6 +25,7 @@ from detectors.errors import (
     OptionsError,
     ProfileFormatError,
     SchemaError,
+    StreamValueError,
     UnknownMethodError,
 )
 from detectors.multivariate.domain_classifier import domain_classifier
@@ -53,6 +54,7 @@ __all__ = [
     "ProfileFormatError",
     "ReferenceProfile",
     "SchemaError",
+    "StreamValueError",
     "UnknownMethodError",
     "adjust_p_values",
     "auto_method",

@@ -23,5 +23,9 @@ class OptionsError(DetectorError, ValueError):
     """A drift option is out of range (threshold, drift share, minimum samples...)."""
 
 
+class StreamValueError(DetectorError, ValueError):
+    """A streaming detector was given a value it cannot take (not a finite number...)."""
+
+
 class MissingDependencyError(DetectorError, ImportError):
     """An optional dependency a detector needs is not installed (the message says what)."""

@@ -9,7 +9,8 @@ are river's points.
 Values are checked before they touch the state. river lets a NaN in: ADWIN and
 Page-Hinkley keep it in a running sum, after which every comparison is False and they are
 blind for good; KSWIN is blind until it leaves the window; DDM fails with a TypeError once
-past its warm start. Here a value that is not a finite number raises `ValueError` and
+past its warm start. Here a value that is not a finite number raises `StreamValueError`
+(a `ValueError`) and
 leaves the detector as it was.
 """
 
@@ -20,7 +21,7 @@ import math
 import numbers
 from typing import Self, SupportsFloat
 
-from detectors.errors import OptionsError
+from detectors.errors import OptionsError, StreamValueError
 
 
 class StreamingDetector(abc.ABC):
@@ -59,7 +60,7 @@ class StreamingDetector(abc.ABC):
             The detector itself, so that `detector.update(x).drift_detected` reads naturally.
 
         Raises:
-            ValueError: `x` is not a finite number (or, for DDM, not in [0, 1]); the
+            StreamValueError: `x` is not a finite number (or, for DDM, not in [0, 1]); the
                 detector is unchanged.
         """
         value = self._check(x)
@@ -73,11 +74,11 @@ class StreamingDetector(abc.ABC):
         return self
 
     def _check(self, x: SupportsFloat) -> float:
-        """The value as a float, or ValueError when it is not a finite number."""
+        """The value as a float, or StreamValueError when it is not a finite number."""
         # float() would parse a string; a stream of text is a caller's bug, not a number.
         value = math.nan if isinstance(x, str | bytes) else float(x)
         if not math.isfinite(value):
-            raise ValueError(f"{type(self).__name__}.update needs a finite number, got {x!r}")
+            raise StreamValueError(f"{type(self).__name__}.update needs a finite number, got {x!r}")
         return value
 
     @abc.abstractmethod

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from typing import Final, SupportsFloat
 
-from detectors.errors import OptionsError
+from detectors.errors import OptionsError, StreamValueError
 from detectors.streaming.base import StreamingDetector, require_float, require_int
 
 
@@ -76,7 +76,7 @@ class DDM(StreamingDetector):
         if not 0.0 <= value <= 1.0:
             # Not an error indicator; river takes it and fails (math domain error) once the
             # error rate turns negative.
-            raise ValueError(f"DDM.update needs an error indicator in [0, 1], got {x!r}")
+            raise StreamValueError(f"DDM.update needs an error indicator in [0, 1], got {x!r}")
         return value
 
     def _reset(self) -> None:
