@@ -10,8 +10,7 @@ Values are checked before they touch the state. river lets a NaN in: ADWIN and
 Page-Hinkley keep it in a running sum, after which every comparison is False and they are
 blind for good; KSWIN is blind until it leaves the window; DDM fails with a TypeError once
 past its warm start. Here a value that is not a finite number raises `StreamValueError`
-(a `ValueError`) and
-leaves the detector as it was.
+(a `ValueError`) and leaves the detector as it was.
 """
 
 from __future__ import annotations
