@@ -45,7 +45,6 @@ def wasserstein_distance(reference: NumericProfile, current: NumericWindow) -> f
     k_at = np.searchsorted(ref, levels, side="right")  # reference values <= each level
     a, b = levels[:-1], levels[1:]
     g_count = np.cumsum(counts)[:-1]
-    g = g_count / m
     # On [a, b) the current CDF is g, and the reference CDF reaches g exactly from its
     # value of rank ceil(g * n) on (integer arithmetic): that is where |F - g| changes sign.
     rank = (g_count * n + m - 1) // m
@@ -55,29 +54,31 @@ def wasserstein_distance(reference: NumericProfile, current: NumericWindow) -> f
         k_cross = np.where(crossing == a, k_at[:-1], np.where(crossing == b, k_at[1:], rank))
     else:
         k_cross = np.searchsorted(ref, crossing, side="right")
-    # Sums of the centred reference values between consecutive boundaries
-    # 0, k_at[0], k_cross[0], k_at[1], ..., k_at[-1], n: one pass, no stored prefix sums.
+    # Reference stretches between the boundaries 0, k_at[0], k_cross[0], k_at[1], ..., k_at[-1], n:
+    # each centred reference value enters the area once, with + where the reference CDF is
+    # below the current one (odd stretches) and - where above (even ones), so one signed sum
+    # over the reference replaces a sum per stretch.
     bounds = np.empty(2 * size + 1, dtype=np.int64)
     bounds[0], bounds[-1] = 0, n
     bounds[1:-1:2] = k_at
     bounds[2:-1:2] = k_cross
-    centred = _scratch(n + 1)
-    np.subtract(ref, centre, out=centred[:n])
-    centred[n] = 0.0  # lets a boundary sit at n
-    sums = np.add.reduceat(centred, bounds[:-1])
-    sums[np.diff(bounds) == 0] = 0.0
+    signs = np.repeat(np.tile(np.array([-1, 1], dtype=np.int8), size), np.diff(bounds))
+    signed = _scratch(n)
+    np.subtract(ref, centre, out=signed)
+    np.multiply(signed, signs, out=signed)
+    total = float(np.sum(signed))
     first, last = levels[0] - centre, levels[-1] - centre
-    total = (k_at[0] * first - sums[0]) / n  # below the first current value, G = 0
-    total += (sums[-1] - (n - k_at[-1]) * last) / n  # above the last one, G = 1
+    total += k_at[0] * first - (n - k_at[-1]) * last  # G = 0 below the first value, 1 above
     if size > 1:
+        # n times the area over each stretch [a, b) less its reference values (those are in
+        # the signed sum): (nG - k_a)(c - a) - (k_c - k_a)(c - centre) below the crossing c,
+        # (k_c - nG)(b - c) + (k_b - k_c)(b - centre) above it.
         k_a, k_b = k_at[:-1], k_at[1:]
-        s_c, b_c = crossing - centre, b - centre
-        below = g * (crossing - a) - (k_a * (crossing - a) + (k_cross - k_a) * s_c
-                                      - sums[1:-1:2]) / n
-        above = (k_cross * (b - crossing) + (k_b - k_cross) * b_c - sums[2:-1:2]) / n \
-            - g * (b - crossing)
+        scaled = g_count * (n / m)  # n * G on each stretch
+        below = (scaled - k_a) * (crossing - a) - (k_cross - k_a) * (crossing - centre)
+        above = (k_cross - scaled) * (b - crossing) + (k_b - k_cross) * (b - centre)
         total += float(np.sum(below) + np.sum(above))
-    return max(float(total), 0.0)
+    return max(float(total) / n, 0.0)
 
 
 def wasserstein(reference: NumericProfile, current: NumericWindow) -> tuple[float, None]:
