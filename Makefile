@@ -37,6 +37,7 @@ integration: deps
 
 bench: venv
 	$(PY) bench/sidecar.py
+	$(PY) bench/drift.py
 
 clean:
 	bash scripts/kafka-local stop || true
