@@ -59,7 +59,7 @@ def _counts_by_identity(array: npt.NDArray[np.object_]) -> dict[str, int] | None
     array = np.ascontiguousarray(array)
     # Snapshot of the PyObject pointers, read while `array` holds its references.
     pointers = np.ctypeslib.as_array(
-        (ctypes.c_uint64 * array.size).from_address(array.ctypes.data)).copy()
+        (ctypes.c_size_t * array.size).from_address(array.ctypes.data)).copy()
     head = pointers[:1000]
     if head.size >= 100 and np.unique(head).size > head.size // 2:
         return None  # mostly distinct objects (strings decoded one by one, or an ID column)
