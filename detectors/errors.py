@@ -29,3 +29,11 @@ class StreamValueError(DetectorError, ValueError):
 
 class MissingDependencyError(DetectorError, ImportError):
     """An optional dependency a detector needs is not installed (the message says what)."""
+
+
+class PerformanceInputError(DetectorError, ValueError):
+    """Labels, predictions or scores a performance metric cannot take (the message says which)."""
+
+
+class EstimationError(DetectorError, ValueError):
+    """Performance estimation (CBPE) was given data it cannot use (labels, scores, shapes...)."""
