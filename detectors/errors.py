@@ -37,3 +37,7 @@ class PerformanceInputError(DetectorError, ValueError):
 
 class EstimationError(DetectorError, ValueError):
     """Performance estimation (CBPE) was given data it cannot use (labels, scores, shapes...)."""
+
+
+class QualityOptionsError(DetectorError, ValueError):
+    """A data-quality threshold is outside [0, 1], or an argument does not fit the window."""
