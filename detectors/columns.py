@@ -165,3 +165,60 @@ class CategoricalWindow:
 
 
 Window = NumericWindow | CategoricalWindow
+
+
+def _wrong_kind_count(
+    kind: str, series: pd.Series, reference_numeric_like: bool
+) -> tuple[int, int]:
+    """(non-missing values, values of the other kind) of a window column."""
+    present = series.notna()
+    n_present = int(present.sum())
+    if n_present == 0:
+        return 0, 0
+    if pd.api.types.is_bool_dtype(series):
+        return n_present, (n_present if kind == "numeric" else 0)
+    if pd.api.types.is_numeric_dtype(series):
+        wrong = 0 if kind == "numeric" or reference_numeric_like else n_present
+        return n_present, wrong
+    values = series[present].astype(object)
+    inferred = pd.api.types.infer_dtype(values, skipna=True)
+    if kind == "categorical":
+        if reference_numeric_like or inferred in {"string", "boolean", "bytes"}:
+            return n_present, 0
+        if inferred in {"integer", "floating", "mixed-integer-float", "decimal"}:
+            return n_present, n_present
+        numbers = values.map(lambda v: isinstance(v, int | float | np.number)
+                             and not isinstance(v, bool | np.bool_))
+        return n_present, int(numbers.sum())
+    if inferred in {"integer", "floating", "mixed-integer-float", "decimal"}:
+        return n_present, 0
+    booleans = values.map(lambda v: isinstance(v, bool | np.bool_))
+    parsed = pd.to_numeric(values.where(~booleans, None), errors="coerce")
+    return n_present, int((parsed.isna() | booleans).sum())
+
+
+def kind_mismatch(kind: str, values: Any, reference_categories: tuple[str, ...] = ()) -> bool:
+    """Whether most (more than half) of a window column's values are of the other kind.
+
+    Numeric columns: text that does not parse as a number, and booleans, are of the other
+    kind (strings such as "2.5" are numbers, as `numeric_values` reads them). Categorical
+    columns: numbers are of the other kind, unless every reference category is itself a
+    number written as text (integer codes compare as strings, so 1 and "1" are one
+    category). A minority of odd values is a data-quality matter, not a change of kind.
+
+    Examples:
+        >>> kind_mismatch("numeric", pd.Series(["a", "b", 1.0]))
+        True
+        >>> kind_mismatch("numeric", pd.Series(["1.5", "2", None]))
+        False
+        >>> kind_mismatch("categorical", pd.Series([1, 2, 3]), ("DE", "FR"))
+        True
+        >>> kind_mismatch("categorical", pd.Series([1, 2, 3]), ("1", "2"))
+        False
+    """
+    series = values if isinstance(values, pd.Series) else pd.Series(values, dtype=object)
+    numeric_like = bool(reference_categories) and bool(
+        pd.to_numeric(pd.Series(reference_categories, dtype=object), errors="coerce").notna().all()
+    )
+    n_present, wrong = _wrong_kind_count(kind, series, numeric_like)
+    return n_present > 0 and 2 * wrong > n_present

@@ -13,36 +13,81 @@ import pandas as pd
 from scipy import stats
 
 from detectors.categorical.counts import aligned_counts
-from detectors.columns import CategoricalWindow, NumericWindow, Window
+from detectors.columns import CategoricalWindow, NumericWindow, Window, kind_mismatch
 from detectors.dataset import Correction, adjust_p_values, dataset_drifted
-from detectors.errors import OptionsError
+from detectors.errors import OptionsError, UnknownMethodError
 from detectors.parallel import column_map
 from detectors.profile import ColumnProfile, NumericProfile, ReferenceProfile
-from detectors.report import DriftReport, FeatureDrift
-from detectors.select import auto_method, method, methods_for
+from detectors.report import (
+    SCHEMA_STATUSES,
+    ColumnKind,
+    DriftReport,
+    FeatureDrift,
+    Status,
+    finite_or_none,
+)
+from detectors.select import METHODS, Method, MethodFamily, auto_method, method, method_family
 
 logger = logging.getLogger(__name__)
+
+
+def _check_family_threshold(family: MethodFamily, value: float, name: str) -> None:
+    if family == "p_value":
+        if not (math.isfinite(value) and 0 < value < 1):
+            raise OptionsError(
+                f"{name} must be a p-value threshold in (0, 1), got {value} (a p-value test "
+                "flags drift when p < threshold)"
+            )
+    elif not (math.isfinite(value) and value > 0):
+        raise OptionsError(
+            f"{name} must be a positive finite distance threshold, got {value} (a distance "
+            "flags drift when statistic >= threshold)"
+        )
 
 
 @dataclass(frozen=True)
 class DriftOptions:
     """How drift is decided.
 
+    Thresholds mean one thing per method family: a p-value test flags drift when
+    p < threshold (a threshold in (0, 1)); a distance or divergence when its statistic
+    >= threshold (a positive number on the method's own scale). So there is one global
+    threshold per family, and per-column overrides.
+
     Args:
         numeric_method: Method for numeric columns, or "auto" (Evidently's default choice).
         categorical_method: Method for categorical columns, or "auto".
         methods: Per-column method overrides.
-        threshold: Threshold for every column (None: each method's default).
-        thresholds: Per-column threshold overrides.
+        p_value_threshold: Threshold of every p-value test (None: each method's default).
+        distance_threshold: Threshold of every distance (None: each method's default).
+        threshold: Shorthand kept for existing callers: it applies to the family of the
+            method it is given with (`numeric_method` and/or `categorical_method`, which
+            must then be of one family); with both methods `auto` it is refused.
+        thresholds: Per-column threshold overrides, in the family of that column's method.
         drift_share: Share of drifted features at which the dataset drifted.
         min_samples: Windows with fewer values in a column are `insufficient_data`.
         correction: Multiple-testing correction over the p-value tests.
         min_effect_size: When set, a p-value test flags drift only if |effect size| reaches it.
+
+    Raises:
+        OptionsError: naming the option and the valid range.
+        UnknownMethodError: for a method that is unknown or wrong for the kind.
+
+    Examples:
+        >>> DriftOptions(numeric_method="ks", threshold=0.01).p_value_threshold
+        0.01
+        >>> DriftOptions(p_value_threshold=5)
+        Traceback (most recent call last):
+        ...
+        detectors.errors.OptionsError: p_value_threshold must be a p-value threshold in (0, 1), \
+got 5 (a p-value test flags drift when p < threshold)
     """
 
     numeric_method: str = "auto"
     categorical_method: str = "auto"
     methods: Mapping[str, str] = field(default_factory=dict)
+    p_value_threshold: float | None = None
+    distance_threshold: float | None = None
     threshold: float | None = None
     thresholds: Mapping[str, float] = field(default_factory=dict)
     drift_share: float = 0.5
@@ -51,12 +96,12 @@ class DriftOptions:
     min_effect_size: float | None = None
 
     def __post_init__(self) -> None:
-        if not 0 < self.drift_share <= 1:
+        if not (math.isfinite(self.drift_share) and 0 < self.drift_share <= 1):
             raise OptionsError(f"drift_share must be in (0, 1], got {self.drift_share}")
-        if self.threshold is not None and not self.threshold > 0:
-            raise OptionsError(f"threshold must be positive, got {self.threshold}")
-        if self.min_samples < 1:
-            raise OptionsError(f"min_samples must be at least 1, got {self.min_samples}")
+        if isinstance(self.min_samples, bool) or not isinstance(self.min_samples, int) or \
+                self.min_samples < 1:
+            raise OptionsError(f"min_samples must be an integer of at least 1, "
+                               f"got {self.min_samples!r}")
         if self.correction not in (None, "bonferroni", "holm", "bh"):
             raise OptionsError(
                 f"correction must be bonferroni, holm or bh, got {self.correction!r}"
@@ -65,18 +110,59 @@ class DriftOptions:
             method(self.numeric_method, "numeric")
         if self.categorical_method != "auto":
             method(self.categorical_method, "categorical")
-        for name in self.methods.values():
-            if name != "auto":
-                method(name, "numeric" if name in methods_for("numeric") else "categorical")
+        for column, name in self.methods.items():
+            if name != "auto" and name not in METHODS:
+                raise UnknownMethodError(
+                    f"methods[{column!r}]: unknown drift method {name!r}; use auto or one of "
+                    f"{', '.join(sorted(METHODS))}"
+                )
+        if self.p_value_threshold is not None:
+            _check_family_threshold("p_value", self.p_value_threshold, "p_value_threshold")
+        if self.distance_threshold is not None:
+            _check_family_threshold("distance", self.distance_threshold, "distance_threshold")
+        if self.threshold is not None:
+            self._apply_shorthand(self.threshold)
         for name, value in self.thresholds.items():
-            if not value > 0:
-                raise OptionsError(f"threshold for {name!r} must be positive, got {value}")
-        if self.min_effect_size is not None and not self.min_effect_size >= 0:
+            chosen = self.methods.get(name, "auto")
+            if chosen != "auto":
+                _check_family_threshold(method_family(chosen), value, f"threshold for {name!r}")
+            elif not (math.isfinite(value) and value > 0):
+                raise OptionsError(f"threshold for {name!r} must be positive and finite, "
+                                   f"got {value}")
+        if self.min_effect_size is not None and not (
+                math.isfinite(self.min_effect_size) and self.min_effect_size >= 0):
             raise OptionsError(f"min_effect_size must be non-negative, got {self.min_effect_size}")
 
+    def _apply_shorthand(self, value: float) -> None:
+        chosen = [m for m in (self.numeric_method, self.categorical_method) if m != "auto"]
+        families = {method_family(m) for m in chosen}
+        if not families:
+            raise OptionsError(
+                "threshold applies to the family of the method it is given with, and both "
+                "methods are auto: give p_value_threshold (p-value tests) or "
+                "distance_threshold (distances) instead"
+            )
+        if len(families) > 1:
+            raise OptionsError(
+                f"threshold is ambiguous: {self.numeric_method} and {self.categorical_method} "
+                "are of different families; give p_value_threshold and distance_threshold"
+            )
+        family = families.pop()
+        key = "p_value_threshold" if family == "p_value" else "distance_threshold"
+        if getattr(self, key) is not None:
+            raise OptionsError(f"give threshold or {key}, not both")
+        _check_family_threshold(family, value, "threshold")
+        object.__setattr__(self, key, float(value))
 
-def _finite_or_none(value: float | None) -> float | None:
-    return value if value is not None and math.isfinite(value) else None
+    def threshold_for(self, column: str, chosen: Method) -> float:
+        """The threshold that applies to `column` tested with `chosen`."""
+        if column in self.thresholds:
+            value = float(self.thresholds[column])
+            _check_family_threshold(chosen.family, value, f"threshold for {column!r}")
+            return value
+        family_value = (self.p_value_threshold if chosen.family == "p_value"
+                        else self.distance_threshold)
+        return chosen.default_threshold if family_value is None else float(family_value)
 
 
 def _cohens_d(reference: NumericProfile, window: NumericWindow) -> float | None:
@@ -108,7 +194,7 @@ def _cramers_v(reference: ColumnProfile, current: Window) -> float | None:
 @dataclass(frozen=True)
 class _Partial:
     name: str
-    kind: Any
+    kind: ColumnKind
     method: str
     statistic: float | None
     p_value: float | None
@@ -116,34 +202,54 @@ class _Partial:
     effect_size: float | None
     n_reference: int
     n_current: int
-    status: Any
+    status: Status
 
 
-def _one(profile: ReferenceProfile, name: str, column: Any, options: DriftOptions) -> _Partial:
+def _spec(name: str, kind: ColumnKind, chosen: str) -> Method:
+    """The method a user chose for a column, checked against the column's kind."""
+    try:
+        return method(chosen, kind)
+    except UnknownMethodError as exc:
+        raise UnknownMethodError(f"column {name!r}: {exc}") from exc
+
+
+def _one(profile: ReferenceProfile, name: str, column: Any, n_rows: int,
+         options: DriftOptions) -> _Partial:
     kind = profile.kinds[name]
     reference = profile.column(name)
     empty = np.zeros(0)
-    current: Window
-    if kind == "numeric":
-        current = NumericWindow.of(column) if column is not None else NumericWindow(empty)
-    else:
-        current = (CategoricalWindow.of(column) if column is not None
-                   else CategoricalWindow((), empty.astype(np.int64)))
     requested = options.methods.get(
         name, options.numeric_method if kind == "numeric" else options.categorical_method
     )
-    too_small = current.n < options.min_samples or reference.n == 0
-    chosen = requested
-    if chosen == "auto" and reference.n > 0:
+    explicit = requested != "auto"
+    spec = _spec(name, kind, requested) if explicit else None
+    status: Status | None = None
+    if column is None and n_rows > 0:
+        status = "missing"
+    elif column is not None and reference.n > 0 and kind_mismatch(
+            kind, column, getattr(reference, "categories", ())):
+        status = "type_mismatch"
+    current: Window
+    if kind == "numeric":
+        current = (NumericWindow.of(column) if column is not None and status is None
+                   else NumericWindow(empty))
+    else:
+        current = (CategoricalWindow.of(column) if column is not None and status is None
+                   else CategoricalWindow((), empty.astype(np.int64)))
+    if spec is None and reference.n > 0:
         # Also for a window too small to test: the report names the method that would run.
-        chosen = auto_method(reference, current)
-    threshold = options.thresholds.get(name, options.threshold)
-    if too_small:
-        default = method(chosen, kind).default_threshold if chosen != "auto" else 0.05
-        return _Partial(name, kind, chosen, None, None,
-                        threshold if threshold is not None else default, None, reference.n,
+        # auto may pick a count test for a numeric column with few values (Evidently's rule).
+        spec = METHODS[auto_method(reference, current)]
+    threshold = (options.threshold_for(name, spec) if spec is not None
+                 else float(options.thresholds.get(name, 0.05)))
+    chosen = spec.name if spec is not None else requested
+    if status is not None:
+        n_current = 0 if column is None else int(column.notna().sum())
+        return _Partial(name, kind, chosen, None, None, threshold, None, reference.n,
+                        n_current, status)
+    if spec is None or current.n < options.min_samples or reference.n == 0:
+        return _Partial(name, kind, chosen, None, None, threshold, None, reference.n,
                         current.n, "insufficient_data")
-    spec = method(chosen, kind)
     # Huge values (near float max) overflow sums; results then fall back to None, never NaN.
     with np.errstate(all="ignore"):
         try:
@@ -153,16 +259,14 @@ def _one(profile: ReferenceProfile, name: str, column: Any, options: DriftOption
             # the column is reported as not testable rather than failing the whole run.
             logger.warning("drift method failed on a column", extra={"method": chosen},
                            exc_info=True)
-            return _Partial(name, kind, chosen, None, None,
-                            threshold if threshold is not None else spec.default_threshold,
-                            None, reference.n, current.n, "insufficient_data")
+            return _Partial(name, kind, chosen, None, None, threshold, None, reference.n,
+                            current.n, "insufficient_data")
         if isinstance(reference, NumericProfile) and isinstance(current, NumericWindow):
             effect = _cohens_d(reference, current)
         else:
             effect = _cramers_v(reference, current)
-    return _Partial(name, kind, chosen, _finite_or_none(statistic), _finite_or_none(p_value),
-                    threshold if threshold is not None else spec.default_threshold,
-                    _finite_or_none(effect), reference.n, current.n, "ok")
+    return _Partial(name, kind, chosen, finite_or_none(statistic), finite_or_none(p_value),
+                    threshold, finite_or_none(effect), reference.n, current.n, "ok")
 
 
 def detect_drift(
@@ -170,7 +274,10 @@ def detect_drift(
 ) -> DriftReport:
     """Compare every profiled column of `current` with the reference.
 
-    Columns absent from `current` are `insufficient_data`. Never mutates `profile`.
+    A column absent from a non-empty `current` is `missing`; one whose values are mostly
+    of the other kind is `type_mismatch`; both count as drifted in the dataset share (a
+    schema change is the strongest drift there is). An empty window is
+    `insufficient_data` throughout. Never mutates `profile`.
 
     Examples:
         >>> import numpy as np
@@ -185,17 +292,18 @@ def detect_drift(
     by_name = {str(c): c for c in current.columns}
     partials = column_map(
         lambda name: _one(profile, name, current[by_name[name]] if name in by_name else None,
-                          options),
+                          len(current), options),
         profile.columns,
     )
     ok = [p for p in partials if p.status == "ok"]
+    counted = [p for p in partials if p.status == "ok" or p.status in SCHEMA_STATUSES]
     tested = [p for p in ok if p.p_value is not None]
     adjusted = dict(zip((p.name for p in tested),
                         adjust_p_values([p.p_value for p in tested  # type: ignore[misc]
                                          ], options.correction), strict=True))
     features: dict[str, FeatureDrift] = {}
     for p in partials:
-        drifted = False
+        drifted = p.status in SCHEMA_STATUSES
         if p.status == "ok":
             if p.p_value is not None:
                 drifted = adjusted[p.name] < p.threshold
@@ -210,13 +318,13 @@ def detect_drift(
             n_reference=p.n_reference, n_current=p.n_current, status=p.status,
         )
     n_drifted = sum(1 for f in features.values() if f.drifted)
-    share = n_drifted / len(ok) if ok else 0.0
+    share = n_drifted / len(counted) if counted else 0.0
     return DriftReport(
         features=features,
         share_drifted=share,
-        dataset_drifted=dataset_drifted(n_drifted, len(ok), options.drift_share),
+        dataset_drifted=dataset_drifted(n_drifted, len(counted), options.drift_share),
         drift_share=options.drift_share,
         n_reference=profile.n_rows,
         n_current=len(current),
-        status="ok" if ok else "insufficient_data",
+        status="ok" if counted else "insufficient_data",
     )

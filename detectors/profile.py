@@ -29,8 +29,9 @@ MAX_LEVELS = 1000
 class NumericProfile:
     """A numeric reference column: sorted finite values and what windows derive from them.
 
-    `center` (the mean, or the median when the mean overflows) is where the
-    Wasserstein arithmetic centres the values, for precision.
+    `mean` is the mean of the values, also when their sum overflows the float range
+    (then computed on values scaled by the largest magnitude); `center` is that same mean,
+    where the Wasserstein arithmetic centres the values, for precision.
     """
 
     values: FloatArray
@@ -70,8 +71,10 @@ class NumericProfile:
         with np.errstate(all="ignore"):
             mean = float(array.mean())
             if not np.isfinite(mean):
-                # Values near the float maximum overflow the sum; the median still centres.
-                mean = float(array[array.size // 2])
+                # Values near the float maximum overflow the sum, never the mean itself:
+                # average the values scaled to [-1, 1], then scale back.
+                scale = max(abs(float(array[0])), abs(float(array[-1])))
+                mean = float(np.mean(array / scale) * scale)
             centred = array - mean
             # einsum, not dot: BLAS would start its own threads inside our column threads.
             std = float(np.sqrt(np.einsum("i,i->", centred, centred) / array.size))

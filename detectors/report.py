@@ -8,11 +8,20 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 ColumnKind = Literal["numeric", "categorical"]
-Status = Literal["ok", "insufficient_data"]
+Status = Literal["ok", "insufficient_data", "type_mismatch", "missing"]
+ReportStatus = Literal["ok", "insufficient_data"]
+# A schema change is the strongest drift there is: these statuses count as drifted.
+SCHEMA_STATUSES: frozenset[str] = frozenset({"type_mismatch", "missing"})
 REPORT_SCHEMA = "driftline.drift-report/v1"
 
 
-def _json_float(value: float | None) -> float | None:
+def finite_or_none(value: float | None) -> float | None:
+    """`value` as a float when it is a finite number, else None (JSON has no NaN or inf).
+
+    Examples:
+        >>> finite_or_none(0.5), finite_or_none(float("nan")), finite_or_none(None)
+        (0.5, None, None)
+    """
     return None if value is None or not math.isfinite(value) else float(value)
 
 
@@ -23,6 +32,11 @@ class FeatureDrift:
     `statistic` is the method's statistic (a distance, or the test statistic of a
     p-value test); `p_value` is None for distances. `drifted` compares the p-value
     (p < threshold) or the distance (statistic >= threshold) with `threshold`.
+
+    `status`: `ok` (tested), `insufficient_data` (fewer than `min_samples` usable values,
+    or an empty window), `type_mismatch` (most of the window's values are of the other
+    kind: text in a numeric column, numbers where categories were) or `missing` (the
+    window lacks the column). The last two are schema changes and count as drifted.
     """
 
     kind: ColumnKind
@@ -41,11 +55,14 @@ class FeatureDrift:
         return {
             "kind": self.kind,
             "method": self.method,
-            "statistic": _json_float(self.statistic),
-            "p_value": _json_float(self.p_value),
+            "status": self.status,
+            "statistic": finite_or_none(self.statistic),
+            "p_value": finite_or_none(self.p_value),
             "threshold": self.threshold,
             "drifted": self.drifted,
-            "effect_size": _json_float(self.effect_size),
+            "effect_size": finite_or_none(self.effect_size),
+            "n_reference": self.n_reference,
+            "n_current": self.n_current,
         }
 
 
@@ -59,7 +76,7 @@ class DriftReport:
     drift_share: float
     n_reference: int
     n_current: int
-    status: Status = "ok"
+    status: ReportStatus = "ok"
 
     @property
     def drifted_features(self) -> tuple[str, ...]:
@@ -70,6 +87,7 @@ class DriftReport:
         """The `driftline.drift-report/v1` JSON object."""
         return {
             "schema": REPORT_SCHEMA,
+            "status": self.status,
             "n_reference": self.n_reference,
             "n_current": self.n_current,
             "drift_share": self.drift_share,

@@ -68,3 +68,18 @@ def test_high_cardinality_and_non_contiguous_columns(rng: np.random.Generator) -
 def test_empty_and_all_missing() -> None:
     assert category_counts(pd.Series([], dtype=object))[0] == ()
     assert category_counts(pd.Series([None, float("nan")] * 100, dtype=object))[0] == ()
+
+
+def test_profile_mean_is_the_mean_even_when_the_sum_overflows() -> None:
+    from fractions import Fraction
+
+    from detectors.profile import NumericProfile
+
+    values = [1.7e308, 1.6e308, 1.5e308, -1e307, 3.0]
+    profile = NumericProfile.fit(values)
+    exact = float(sum(Fraction(v) for v in values) / len(values))
+    assert profile.mean == pytest.approx(exact, rel=1e-12)
+    assert profile.center == profile.mean
+    # The t-test reads the fitted mean: it equals scipy's on values that do not overflow.
+    ordinary = NumericProfile.fit([1.0, 2.0, 4.0])
+    assert ordinary.mean == pytest.approx(7 / 3, rel=1e-15)

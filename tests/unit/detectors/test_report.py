@@ -40,13 +40,18 @@ def test_to_dict_is_exactly_the_v1_shape(frames: tuple[pd.DataFrame, pd.DataFram
     reference, current = frames
     report = detect_drift(ReferenceProfile.fit(reference), current)
     data = json.loads(json.dumps(report.to_dict(), allow_nan=False))
-    assert list(data) == ["schema", "n_reference", "n_current", "drift_share", "share_drifted",
-                          "dataset_drifted", "features"]
+    assert list(data) == ["schema", "status", "n_reference", "n_current", "drift_share",
+                          "share_drifted", "dataset_drifted", "features"]
+    assert data["status"] == "ok"
     assert data["schema"] == "driftline.drift-report/v1"
     assert (data["n_reference"], data["n_current"]) == (800, 300)
     for name, feature in data["features"].items():
-        assert list(feature) == ["kind", "method", "statistic", "p_value", "threshold",
-                                 "drifted", "effect_size"], name
+        assert list(feature) == ["kind", "method", "status", "statistic", "p_value",
+                                 "threshold", "drifted", "effect_size", "n_reference",
+                                 "n_current"], name
+        assert feature["status"] == "ok"
+        assert feature["n_reference"] == 800
+        assert feature["n_current"] == 300
     # The model's output is checked like any column (prediction drift).
     assert data["features"]["prediction"]["method"] == "ks"
     assert data["features"]["prediction"]["drifted"] is True
@@ -54,15 +59,56 @@ def test_to_dict_is_exactly_the_v1_shape(frames: tuple[pd.DataFrame, pd.DataFram
     assert data["features"]["country"]["kind"] == "categorical"
 
 
-def test_absent_column_is_insufficient_not_an_error(
+def test_absent_column_is_missing_and_counts_as_drifted(
         frames: tuple[pd.DataFrame, pd.DataFrame]) -> None:
     reference, current = frames
     report = detect_drift(ReferenceProfile.fit(reference), current.drop(columns="amount"))
     amount = report.features["amount"]
-    assert amount.status == "insufficient_data"
+    assert amount.status == "missing"
     assert amount.n_current == 0
-    assert not amount.drifted
+    assert amount.drifted
     assert report.status == "ok"
+    # The missing column is in the denominator and the numerator of the share.
+    without = detect_drift(ReferenceProfile.fit(reference.drop(columns="amount")),
+                           current.drop(columns="amount"))
+    assert report.share_drifted == (len(without.drifted_features) + 1) / 3
+    assert report.dataset_drifted
+
+
+def test_an_empty_window_is_insufficient_not_missing(
+        frames: tuple[pd.DataFrame, pd.DataFrame]) -> None:
+    reference, current = frames
+    report = detect_drift(ReferenceProfile.fit(reference), current.iloc[:0][["country"]])
+    assert {f.status for f in report.features.values()} == {"insufficient_data"}
+    assert report.status == "insufficient_data"
+    assert not report.dataset_drifted
+
+
+def test_text_in_a_numeric_column_is_a_type_mismatch(
+        frames: tuple[pd.DataFrame, pd.DataFrame]) -> None:
+    reference, current = frames
+    broken = current.assign(amount=["n/a"] * 290 + ["1.5"] * 10)
+    report = detect_drift(ReferenceProfile.fit(reference), broken)
+    assert report.features["amount"].status == "type_mismatch"
+    assert report.features["amount"].drifted
+    assert report.features["amount"].n_current == 300
+    # A minority of bad values is a data-quality matter: the column is still tested.
+    mostly_fine = current.assign(amount=current["amount"].astype(object).where(
+        np.arange(300) >= 10, "n/a"))
+    assert detect_drift(ReferenceProfile.fit(reference),
+                        mostly_fine).features["amount"].status == "ok"
+
+
+def test_numbers_where_categories_were_are_a_type_mismatch(
+        frames: tuple[pd.DataFrame, pd.DataFrame]) -> None:
+    reference, current = frames
+    report = detect_drift(ReferenceProfile.fit(reference),
+                          current.assign(country=np.arange(300) % 3))
+    assert report.features["country"].status == "type_mismatch"
+    # Integer codes stay categories when the reference's categories are codes too.
+    codes = pd.DataFrame({"code": np.arange(600) % 4})
+    profile = ReferenceProfile.fit(codes, schema={"code": "categorical"})
+    assert detect_drift(profile, codes).features["code"].status == "ok"
 
 
 def test_min_effect_size_silences_tiny_but_significant_shifts(rng: np.random.Generator) -> None:
@@ -82,12 +128,14 @@ def test_min_effect_size_silences_tiny_but_significant_shifts(rng: np.random.Gen
 def test_thresholds_and_per_feature_overrides(frames: tuple[pd.DataFrame, pd.DataFrame]) -> None:
     reference, current = frames
     profile = ReferenceProfile.fit(reference)
-    options = DriftOptions(methods={"amount": "psi"}, threshold=0.5,
+    options = DriftOptions(methods={"amount": "psi"}, distance_threshold=0.5,
                            thresholds={"prediction": 1e-300})
     report = detect_drift(profile, current, options)
     assert report.features["amount"].method == "psi"
     assert report.features["amount"].threshold == 0.5
-    assert report.features["country"].threshold == 0.5
+    # country runs chi-square (a p-value test): the distance threshold is not its threshold.
+    assert report.features["country"].method == "chisquare"
+    assert report.features["country"].threshold == 0.05
     assert report.features["prediction"].threshold == 1e-300
     assert not report.features["prediction"].drifted
     assert detect_drift(profile, current).features["prediction"].drifted
@@ -108,6 +156,16 @@ def test_correction_can_only_remove_p_value_flags(rng: np.random.Generator) -> N
 @pytest.mark.parametrize(("options", "error", "pattern"), [
     ({"drift_share": 0.0}, OptionsError, "drift_share"),
     ({"threshold": -1.0}, OptionsError, "threshold"),
+    ({"numeric_method": "ks", "threshold": 5.0}, OptionsError, r"threshold must be .*\(0, 1\)"),
+    ({"numeric_method": "ks", "threshold": math.inf}, OptionsError, "threshold"),
+    ({"p_value_threshold": 1.0}, OptionsError, "p_value_threshold"),
+    ({"p_value_threshold": math.nan}, OptionsError, "p_value_threshold"),
+    ({"distance_threshold": -0.1}, OptionsError, "distance_threshold"),
+    ({"distance_threshold": math.inf}, OptionsError, "distance_threshold"),
+    ({"numeric_method": "ks", "categorical_method": "psi", "threshold": 0.1}, OptionsError,
+     "ambiguous"),
+    ({"methods": {"a": "ks"}, "thresholds": {"a": 2.0}}, OptionsError, "'a'"),
+    ({"numeric_method": "chisquare"}, UnknownMethodError, "continuous column"),
     ({"thresholds": {"a": 0.0}}, OptionsError, "'a'"),
     ({"min_samples": 0}, OptionsError, "min_samples"),
     ({"correction": "sidak"}, OptionsError, "sidak"),
