@@ -113,8 +113,14 @@ def columns(y_true: Any, y_pred: Any, scores: Any) -> Columns:
     return Columns(truth, predicted, scored, labelled)
 
 
+def _plain(label: Any) -> Any:
+    # A label column with NaN for missing labels is float: read 1.0 as the class 1.
+    value = json_label(label)
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 def _sorted_distinct(values: Sequence[Any]) -> list[Any]:
-    distinct = [json_label(value) for value in pd.unique(np.asarray(values, dtype=object))]
+    distinct = [_plain(value) for value in pd.unique(np.asarray(values, dtype=object))]
     try:
         return sorted(set(distinct))
     except TypeError as exc:

@@ -320,6 +320,16 @@ def test_no_labels() -> None:
     assert "f1_weighted" in multiclass.metrics
 
 
+def test_float_label_column_reads_integral_classes() -> None:
+    # NaN for a missing label makes the column float; the classes stay 0 and 1.
+    report = compute_performance(np.array([1.0, 0.0, np.nan, 1.0]), scores=[0.9, 0.2, 0.5, 0.4],
+                                 options=BINARY)
+    assert as_json(report)["confusion_matrix"] == {"labels": [0, 1], "matrix": [[1, 0], [1, 1]]}
+    nullable = compute_performance(pd.Series([1, 0, None, 1], dtype="Int64"),
+                                   scores=[0.9, 0.2, 0.5, 0.4], options=BINARY)
+    assert nullable.metrics == report.metrics
+
+
 def test_missing_labels_set_coverage(rng: np.random.Generator) -> None:
     y = rng.integers(0, 2, 200).astype(object)
     score = rng.random(200)
