@@ -23,6 +23,7 @@ from detectors.errors import (
     DetectorError,
     MissingDependencyError,
     OptionsError,
+    PerformanceInputError,
     ProfileFormatError,
     SchemaError,
     StreamValueError,
@@ -31,9 +32,20 @@ from detectors.errors import (
 from detectors.multivariate.domain_classifier import domain_classifier
 from detectors.multivariate.pca import PCAReconstruction
 from detectors.multivariate.result import MultivariateDrift
+from detectors.performance import (
+    BucketPerformance,
+    ConfusionMatrix,
+    LabelDelay,
+    PerformanceOptions,
+    PerformanceReport,
+    compute_performance,
+    label_delay,
+    performance_by_bucket,
+)
 from detectors.profile import ReferenceProfile
 from detectors.render import render_html, report_to_text
 from detectors.report import DriftReport, FeatureDrift
+from detectors.segments import Disparity, SegmentReport, compute_segments
 from detectors.select import METHODS, auto_method, methods_for
 from detectors.streaming import ADWIN, DDM, KSWIN, PageHinkley
 
@@ -42,25 +54,37 @@ __all__ = [
     "DDM",
     "KSWIN",
     "METHODS",
+    "BucketPerformance",
+    "ConfusionMatrix",
     "DetectorError",
+    "Disparity",
     "DriftOptions",
     "DriftReport",
     "FeatureDrift",
+    "LabelDelay",
     "MissingDependencyError",
     "MultivariateDrift",
     "OptionsError",
     "PCAReconstruction",
     "PageHinkley",
+    "PerformanceInputError",
+    "PerformanceOptions",
+    "PerformanceReport",
     "ProfileFormatError",
     "ReferenceProfile",
     "SchemaError",
+    "SegmentReport",
     "StreamValueError",
     "UnknownMethodError",
     "adjust_p_values",
     "auto_method",
+    "compute_performance",
+    "compute_segments",
     "detect_drift",
     "domain_classifier",
+    "label_delay",
     "methods_for",
+    "performance_by_bucket",
     "render_html",
     "report_to_text",
 ]
