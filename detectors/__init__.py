@@ -21,6 +21,7 @@ from detectors.dataset import adjust_p_values
 from detectors.drift import DriftOptions, detect_drift
 from detectors.errors import (
     DetectorError,
+    EstimationError,
     MissingDependencyError,
     OptionsError,
     PerformanceInputError,
@@ -29,6 +30,7 @@ from detectors.errors import (
     StreamValueError,
     UnknownMethodError,
 )
+from detectors.estimation import CBPE, EstimatedMetric, EstimatedPerformance
 from detectors.multivariate.domain_classifier import domain_classifier
 from detectors.multivariate.pca import PCAReconstruction
 from detectors.multivariate.result import MultivariateDrift
@@ -51,6 +53,7 @@ from detectors.streaming import ADWIN, DDM, KSWIN, PageHinkley
 
 __all__ = [
     "ADWIN",
+    "CBPE",
     "DDM",
     "KSWIN",
     "METHODS",
@@ -60,6 +63,9 @@ __all__ = [
     "Disparity",
     "DriftOptions",
     "DriftReport",
+    "EstimatedMetric",
+    "EstimatedPerformance",
+    "EstimationError",
     "FeatureDrift",
     "LabelDelay",
     "MissingDependencyError",
