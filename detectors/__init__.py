@@ -26,6 +26,7 @@ from detectors.errors import (
     OptionsError,
     PerformanceInputError,
     ProfileFormatError,
+    QualityOptionsError,
     SchemaError,
     StreamValueError,
     UnknownMethodError,
@@ -45,6 +46,13 @@ from detectors.performance import (
     performance_by_bucket,
 )
 from detectors.profile import ReferenceProfile
+from detectors.quality import (
+    FeatureQuality,
+    QualityBreach,
+    QualityReport,
+    QualityThresholds,
+    assess_quality,
+)
 from detectors.render import render_html, report_to_text
 from detectors.report import DriftReport, FeatureDrift
 from detectors.segments import Disparity, SegmentReport, compute_segments
@@ -67,6 +75,7 @@ __all__ = [
     "EstimatedPerformance",
     "EstimationError",
     "FeatureDrift",
+    "FeatureQuality",
     "LabelDelay",
     "MissingDependencyError",
     "MultivariateDrift",
@@ -77,12 +86,17 @@ __all__ = [
     "PerformanceOptions",
     "PerformanceReport",
     "ProfileFormatError",
+    "QualityBreach",
+    "QualityOptionsError",
+    "QualityReport",
+    "QualityThresholds",
     "ReferenceProfile",
     "SchemaError",
     "SegmentReport",
     "StreamValueError",
     "UnknownMethodError",
     "adjust_p_values",
+    "assess_quality",
     "auto_method",
     "compute_performance",
     "compute_segments",
