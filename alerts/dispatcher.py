@@ -14,23 +14,20 @@ import random
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Literal
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.channels.base import Channel
+from alerts.clock import utcnow
 from alerts.errors import DeliveryError
 from alerts.outbox import Delivery, DeliveryStatus
 
 logger = logging.getLogger(__name__)
 
 Outcome = Literal["delivered", "retry", "failed"]
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -88,7 +85,7 @@ class Dispatcher:
         *,
         policy: RetryPolicy | None = None,
         on_outcome: Callable[[str, Outcome], None] | None = None,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Callable[[], datetime] = utcnow,
         poll_interval_seconds: float = 1.0,
         batch_size: int = 20,
         rng: random.Random | None = None,

@@ -1,4 +1,9 @@
-"""`driftline analyze`: the drift report of two files, with no service at all."""
+"""`driftline analyze`: the drift report of two files, with no service at all.
+
+With `--config` and `--model` it computes exactly what the service's run of that model
+computes on the same window (`collector.run.detect_model_drift`): same features, same
+prediction handling, same options.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,11 @@ from typing import Any
 
 import pandas as pd
 
-from collector.errors import CollectorError, ConfigError
+from collector.config import ModelSettings
+from collector.errors import CollectorError, ConfigError, ReferenceDataError
+from collector.reference import fit_model_profile, read_table
+from collector.run import detect_model_drift
+from detectors import DetectorError, DriftOptions, DriftReport, ReferenceProfile, detect_drift
 
 EXIT_OK, EXIT_DRIFT, EXIT_USAGE = 0, 1, 2
 
@@ -19,91 +28,116 @@ class AnalyzeInputError(CollectorError):
     """The files or options given to `driftline analyze` cannot be used."""
 
 
-def read_table(path_text: str, role: str) -> pd.DataFrame:
-    """Read a CSV or Parquet file, naming the role (reference/current) in errors."""
-    path = Path(path_text)
-    if not path.exists():
-        raise AnalyzeInputError(f"--{role}: file {path} does not exist")
-    suffix = path.suffix.lower()
+def _read(path_text: str, role: str, file_format: Any = "auto") -> pd.DataFrame:
     try:
-        if suffix in {".parquet", ".pq"}:
-            return pd.read_parquet(path)
-        if suffix in {".csv", ".txt", ".gz"}:
-            return pd.read_csv(path)
-    except Exception as exc:  # pandas raises many types for unreadable files
-        raise AnalyzeInputError(f"--{role}: {path} cannot be read ({type(exc).__name__})") from exc
-    raise AnalyzeInputError(f"--{role}: {path} is neither .csv nor .parquet")
+        return read_table(Path(path_text), file_format)
+    except ReferenceDataError as exc:
+        raise AnalyzeInputError(f"--{role}: {exc}") from exc
 
 
-def _settings_from_config(args: argparse.Namespace) -> tuple[dict[str, str] | None, dict[str, Any]]:
+def _model(args: argparse.Namespace) -> ModelSettings | None:
     if args.config is None:
-        return None, {}
+        if args.model is not None:
+            raise AnalyzeInputError("--model needs --config (the file that declares it)")
+        return None
     from collector.config import load_settings
 
     settings = load_settings(args.config)
     if args.model is None:
         if len(settings.models) != 1:
             raise ConfigError(f"{args.config}: name the model with --model (it has "
-                              f"{len(settings.models)})")
-        model = settings.models[0]
-    else:
-        model = settings.model(args.model)
-    drift = model.drift
-    schema: dict[str, str] = dict(model.features)
-    if model.prediction is not None:
-        schema["prediction"] = model.prediction
-    options = {
-        "numeric_method": drift.numeric_method,
-        "categorical_method": drift.categorical_method,
-        "methods": dict(drift.methods),
-        "threshold": drift.threshold,
-        "thresholds": dict(drift.thresholds),
-        "drift_share": drift.drift_share,
-        "min_samples": drift.min_samples,
-        "correction": drift.correction,
-        "min_effect_size": drift.min_effect_size,
+                              f"{len(settings.models)}: "
+                              f"{', '.join(m.name for m in settings.models)})")
+        return settings.models[0]
+    return settings.model(args.model)
+
+
+def _options(args: argparse.Namespace, model: ModelSettings | None) -> DriftOptions:
+    """The model's drift settings (or the defaults), overridden by the flags given."""
+    kwargs: dict[str, Any] = {}
+    if model is not None:
+        drift = model.drift
+        kwargs = {
+            "numeric_method": drift.numeric_method,
+            "categorical_method": drift.categorical_method,
+            "methods": dict(drift.methods),
+            "p_value_threshold": drift.p_value_threshold,
+            "distance_threshold": drift.distance_threshold,
+            "threshold": drift.threshold,
+            "thresholds": dict(drift.thresholds),
+            "drift_share": drift.drift_share,
+            "min_samples": drift.min_samples,
+            "correction": drift.correction,
+            "min_effect_size": drift.min_effect_size,
+        }
+    flags = {
+        "numeric_method": args.numeric_method,
+        "categorical_method": args.categorical_method,
+        "p_value_threshold": args.p_value_threshold,
+        "distance_threshold": args.distance_threshold,
+        "threshold": args.threshold,
+        "drift_share": args.drift_share,
+        "min_samples": args.min_samples,
     }
-    return schema, options
+    kwargs.update({k: v for k, v in flags.items() if v is not None})
+    try:
+        return DriftOptions(**kwargs)
+    except DetectorError as exc:
+        raise AnalyzeInputError(_flag_names(str(exc))) from exc
 
 
-def build_report(args: argparse.Namespace) -> tuple[Any, Any, pd.DataFrame]:
+def _flag_names(message: str) -> str:
+    """Name the options as the command line spells them."""
+    for option in ("p_value_threshold", "distance_threshold", "drift_share", "min_samples",
+                   "threshold"):
+        if message.startswith(option):
+            return "--" + option.replace("_", "-") + message[len(option):]
+    return message
+
+
+def build_report(args: argparse.Namespace) -> tuple[DriftReport, ReferenceProfile, pd.DataFrame]:
     """Fit the reference and compare the current file; returns (report, profile, current)."""
-    from detectors import DetectorError, DriftOptions, ReferenceProfile, detect_drift
-
-    reference = read_table(args.reference, "reference")
-    current = read_table(args.current, "current")
-    schema, options = _settings_from_config(args)
-    shared = [c for c in reference.columns if c in set(current.columns)]
+    model = _model(args)
+    options = _options(args, model)
+    if args.reference is not None:
+        reference = _read(args.reference, "reference")
+        source = args.reference
+    elif model is not None:
+        reference = _read(str(model.reference.path), "reference", model.reference.format)
+        source = str(model.reference.path)
+    else:
+        raise AnalyzeInputError("give --reference (or --config, whose model names its reference)")
+    current = _read(args.current, "current")
+    reference.columns = [str(c) for c in reference.columns]
+    current.columns = [str(c) for c in current.columns]
+    columns = list(reference.columns) if model is None else list(model.features)
     if args.columns:
         wanted = [c.strip() for c in args.columns.split(",") if c.strip()]
-        missing = [c for c in wanted if c not in shared]
-        if missing:
-            raise AnalyzeInputError(f"--columns: {missing} not in both files")
-        shared = wanted
-    if schema is not None:
-        shared = [c for c in shared if c in schema]
-    if not shared:
-        raise AnalyzeInputError("the two files share no columns to compare")
-    if args.threshold is not None and not args.threshold > 0:
-        raise AnalyzeInputError(f"--threshold must be positive, got {args.threshold}")
-    if args.drift_share is not None and not 0 < args.drift_share <= 1:
-        raise AnalyzeInputError(f"--drift-share must be in (0, 1], got {args.drift_share}")
-    if args.numeric_method:
-        options["numeric_method"] = args.numeric_method
-    if args.categorical_method:
-        options["categorical_method"] = args.categorical_method
-    if args.threshold is not None:
-        options["threshold"] = args.threshold
-    if args.drift_share is not None:
-        options["drift_share"] = args.drift_share
+        unknown = [c for c in wanted if c not in reference.columns]
+        if unknown:
+            raise AnalyzeInputError(f"--columns: {unknown} not in the reference")
+        columns = wanted if model is None else [c for c in columns if c in wanted]
+    if not set(columns) & set(current.columns):
+        raise AnalyzeInputError(
+            f"the current file has none of the columns to compare ({', '.join(columns[:10])}"
+            f"{', ...' if len(columns) > 10 else ''}): the files share no columns to compare"
+        )
     try:
-        drift_options = DriftOptions(**options)
-        sub_schema = None if schema is None else {c: schema[c] for c in shared}
-        profile = ReferenceProfile.fit(reference[shared], schema=sub_schema)
-        report = detect_drift(profile, current[shared], drift_options)
-    except (DetectorError, ValueError) as exc:
+        if model is not None:
+            if args.columns:
+                model = model.model_copy(update={
+                    "features": {c: k for c, k in model.features.items() if c in columns}})
+            profile = fit_model_profile(model, reference, source)
+            report = detect_model_drift(model, profile, current, options)
+        else:
+            profile = ReferenceProfile.fit(reference[columns])
+            report = detect_drift(profile, current[[c for c in columns if c in current]],
+                                  options)
+    except ReferenceDataError as exc:
         raise AnalyzeInputError(str(exc)) from exc
-    return report, profile, current[shared]
+    except DetectorError as exc:
+        raise AnalyzeInputError(_flag_names(str(exc))) from exc
+    return report, profile, current
 
 
 def run_analyze(args: argparse.Namespace) -> int:
@@ -122,7 +156,12 @@ def run_analyze(args: argparse.Namespace) -> int:
     else:
         output = report_to_text(report) + "\n"
     if args.output:
-        Path(args.output).write_text(output, encoding="utf-8")
+        try:
+            Path(args.output).write_text(output, encoding="utf-8")
+        except OSError as exc:
+            print(f"driftline analyze: --output: cannot write {args.output} "
+                  f"({exc.strerror or type(exc).__name__})", file=sys.stderr)
+            return EXIT_USAGE
     else:
         sys.stdout.write(output)
     if args.fail_on_drift and report.dataset_drifted:

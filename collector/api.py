@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Query
@@ -11,6 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from sqlalchemy.orm import Session, sessionmaker
 
+from alerts.clock import iso_z
 from collector.store.models import FeatureResult, Run
 from collector.store.queries import feature_results, latest_runs
 
@@ -25,8 +27,8 @@ class ApiContext:
     model_names: frozenset[str]
 
 
-def _iso(value: Any) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value is not None else None
+def _iso(value: datetime | None) -> str | None:
+    return iso_z(value) if value is not None else None
 
 
 def run_to_dict(run: Run, results: list[FeatureResult]) -> dict[str, Any]:

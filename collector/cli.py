@@ -1,25 +1,43 @@
-"""The `driftline` command line: serve, db upgrade, check-config, analyze, demo."""
+"""The `driftline` command line: serve, db upgrade, check-config, analyze, demo.
+
+Exit codes: 0 success; 1 the dataset drifted (`analyze --fail-on-drift`); 2 the user's
+input or environment is wrong (a bad flag, config or path), said in one line on stderr.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from collector.errors import CollectorError, ConfigError
 
 logger = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_DRIFT, EXIT_USAGE = 0, 1, 2
+DEFAULT_CONFIG = "driftline.yaml"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (and exit 2), not the usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
 def _serve(args: argparse.Namespace) -> int:
     from collector.app import ALL_ROLES, Service
+    from collector.checks import check_secrets
     from collector.config import load_settings
 
     settings = load_settings(args.config)
+    unset = check_secrets(settings, os.environ, strict=True)
+    if unset:
+        raise ConfigError(f"{args.config}: {unset[0].where}: {unset[0].message}")
     if args.port is not None:
         settings = settings.model_copy(
             update={"http": settings.http.model_copy(update={"port": args.port})}
@@ -30,15 +48,15 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _db_upgrade(args: argparse.Namespace) -> int:
-    from collector.config import DEFAULT_DATABASE_URL, load_settings
+    from collector.config import database_url_from_environment, load_settings
     from collector.store import make_engine, upgrade
 
-    if args.config and Path(args.config).exists():
-        url = load_settings(args.config).database_url
+    if args.config is not None:
+        url = load_settings(args.config).database_url  # a missing file is an error
+    elif Path(DEFAULT_CONFIG).exists():
+        url = load_settings(DEFAULT_CONFIG).database_url
     else:
-        import os
-
-        url = os.environ.get("DRIFTLINE_DATABASE_URL") or DEFAULT_DATABASE_URL
+        url = database_url_from_environment(os.environ)
     engine = make_engine(url)
     upgrade(engine)
     engine.dispose()
@@ -47,11 +65,25 @@ def _db_upgrade(args: argparse.Namespace) -> int:
 
 
 def _check_config(args: argparse.Namespace) -> int:
+    from collector.checks import check_settings
     from collector.config import load_settings
 
-    settings = load_settings(args.config)
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        for line in exc.problems:
+            print(f"error: {line}", file=sys.stderr)
+        return EXIT_USAGE
+    problems = check_settings(settings, os.environ, strict=args.strict)
+    for problem in problems:
+        print(f"{args.config}: {problem.line()}", file=sys.stderr)
+    errors = [p for p in problems if p.level == "error"]
+    if errors:
+        return EXIT_USAGE
+    warnings = len(problems) - len(errors)
     print(f"{args.config}: valid, {len(settings.models)} model(s): "
-          + ", ".join(m.name for m in settings.models))
+          + ", ".join(m.name for m in settings.models)
+          + (f" ({warnings} warning{'s' if warnings > 1 else ''})" if warnings else ""))
     return EXIT_OK
 
 
@@ -70,48 +102,109 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(config=Path(args.config), duration_seconds=args.duration)
 
 
+def _add_analyze(commands: argparse._SubParsersAction[_Parser]) -> None:
+    from detectors import methods_for
+
+    numeric, categorical = methods_for("numeric"), methods_for("categorical")
+    analyze = commands.add_parser(
+        "analyze", help="compare two datasets offline (no service needed)",
+        description="Compare a current dataset with a reference, column by column, and "
+                    "decide whether the dataset drifted. Exit 0, or 1 with --fail-on-drift "
+                    "when it drifted; 2 on bad input.")
+    analyze.add_argument("--reference", default=None, metavar="FILE",
+                         help="reference CSV or Parquet (default with --config: the model's "
+                              "reference)")
+    analyze.add_argument("--current", required=True, metavar="FILE",
+                         help="current CSV or Parquet")
+    analyze.add_argument("--config", default=None, metavar="FILE",
+                         help="take features, kinds and drift settings from this "
+                              "driftline.yaml: the verdict is the service's for that model")
+    analyze.add_argument("--model", default=None,
+                         help="model of --config to take them from (needed when it has several)")
+    # Not argparse choices: the detectors say why a method does not fit (one line).
+    analyze.add_argument("--numeric-method", default=None, metavar="METHOD",
+                         help=f"method for numeric columns: auto (Evidently's choice, the "
+                              f"default) or one of {', '.join(numeric)}")
+    analyze.add_argument("--categorical-method", default=None, metavar="METHOD",
+                         help=f"method for categorical columns: auto (the default) or one of "
+                              f"{', '.join(categorical)}")
+    analyze.add_argument("--p-value-threshold", type=float, default=None, metavar="P",
+                         help="p-value tests flag drift when p < P; P in (0, 1) (default: "
+                              "each test's own, 0.05 or 0.1)")
+    analyze.add_argument("--distance-threshold", type=float, default=None, metavar="D",
+                         help="distances flag drift when statistic >= D; D > 0 (default: "
+                              "each distance's own, 0.1)")
+    analyze.add_argument("--threshold", type=float, default=None,
+                         help="shorthand: the threshold of the family of the method given "
+                              "with --numeric-method/--categorical-method")
+    analyze.add_argument("--drift-share", type=float, default=None, metavar="SHARE",
+                         help="the dataset drifted when at least this share of features "
+                              "drifted; in (0, 1] (default 0.5)")
+    analyze.add_argument("--min-samples", type=int, default=None, metavar="N",
+                         help="columns with fewer usable values are insufficient_data "
+                              "(default 30; 1 tests any sample, as Evidently does)")
+    analyze.add_argument("--columns", default=None, metavar="A,B,...",
+                         help="compare only these comma-separated reference columns")
+    analyze.add_argument("--format", choices=["json", "text", "html"], default="text",
+                         help="json (driftline.drift-report/v1), text (a table, the "
+                              "default) or html (a self-contained page)")
+    analyze.add_argument("--output", default=None, metavar="FILE",
+                         help="write the report here instead of stdout")
+    analyze.add_argument("--fail-on-drift", action="store_true",
+                         help="exit 1 when the dataset drifted (a schema change counts)")
+    analyze.set_defaults(handler=_analyze)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
-    parser = argparse.ArgumentParser(prog="driftline", description=__doc__)
-    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
-    commands = parser.add_subparsers(dest="command", required=True)
+    from collector import __version__
+
+    parser = _Parser(prog="driftline", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"driftline {__version__}")
+    parser.add_argument("--log-level", default="INFO",
+                        choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper,
+                        help="DEBUG, INFO, WARNING or ERROR (default INFO)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                     parser_class=_Parser)
 
     serve = commands.add_parser("serve", help="run ingest, scheduler and HTTP")
-    serve.add_argument("--config", default="driftline.yaml", help="configuration file")
+    serve.add_argument("--config", default=DEFAULT_CONFIG, metavar="FILE",
+                       help=f"configuration file (default {DEFAULT_CONFIG})")
     serve.add_argument("--only", choices=["ingest", "scheduler", "api"], default=None,
-                       help="run one role only (HTTP /metrics is always served)")
+                       help="run one role only: ingest, scheduler or api (HTTP /metrics is "
+                            "always served)")
     serve.add_argument("--port", type=int, default=None, help="HTTP port (overrides config)")
     serve.set_defaults(handler=_serve)
 
     db = commands.add_parser("db", help="database schema")
-    db_commands = db.add_subparsers(dest="db_command", required=True)
+    db_commands = db.add_subparsers(dest="db_command", required=True, metavar="COMMAND",
+                                    parser_class=_Parser)
     up = db_commands.add_parser("upgrade", help="apply migrations")
-    up.add_argument("--config", default="driftline.yaml")
+    up.add_argument("--config", default=None, metavar="FILE",
+                    help=f"configuration file whose database_url to migrate (default "
+                         f"{DEFAULT_CONFIG} if it exists, else DRIFTLINE_DATABASE_URL or "
+                         "the embedded SQLite file)")
     up.set_defaults(handler=_db_upgrade)
 
-    check = commands.add_parser("check-config", help="validate a configuration file")
-    check.add_argument("--config", default="driftline.yaml")
+    check = commands.add_parser(
+        "check-config", help="validate a configuration file without services",
+        description="Check everything that can be known without services: keys and "
+                    "values, reference files and their columns, methods and thresholds, "
+                    "the database driver, the secrets' variables. One line per problem; "
+                    "exit 2 when any is an error.")
+    check.add_argument("--config", default=DEFAULT_CONFIG, metavar="FILE",
+                       help=f"configuration file (default {DEFAULT_CONFIG})")
+    check.add_argument("--strict", action="store_true",
+                       help="treat unset secret variables as errors, as serve does")
     check.set_defaults(handler=_check_config)
 
-    analyze = commands.add_parser("analyze", help="compare two datasets offline")
-    analyze.add_argument("--reference", required=True, help="reference CSV or Parquet")
-    analyze.add_argument("--current", required=True, help="current CSV or Parquet")
-    analyze.add_argument("--config", default=None, help="take features and settings from here")
-    analyze.add_argument("--model", default=None, help="model of --config to take them from")
-    analyze.add_argument("--numeric-method", default=None)
-    analyze.add_argument("--categorical-method", default=None)
-    analyze.add_argument("--threshold", type=float, default=None)
-    analyze.add_argument("--drift-share", type=float, default=None)
-    analyze.add_argument("--columns", default=None, help="comma-separated columns to compare")
-    analyze.add_argument("--format", choices=["json", "text", "html"], default="text")
-    analyze.add_argument("--output", default=None, help="write here instead of stdout")
-    analyze.add_argument("--fail-on-drift", action="store_true",
-                         help="exit 1 when the dataset drifted")
-    analyze.set_defaults(handler=_analyze)
+    _add_analyze(commands)
 
     demo = commands.add_parser("demo", help="run the whole service on a local broker")
-    demo.add_argument("--config", default="examples/driftline.yaml")
-    demo.add_argument("--duration", type=float, default=150.0, help="seconds of traffic")
+    demo.add_argument("--config", default="examples/driftline.yaml", metavar="FILE",
+                      help="configuration of the demo (default examples/driftline.yaml)")
+    demo.add_argument("--duration", type=float, default=150.0,
+                      help="seconds of traffic (default 150)")
     demo.set_defaults(handler=_demo)
     return parser
 
@@ -121,8 +214,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from collector.logs import configure_logging
 
     parser = build_parser()
-    args = parser.parse_args(argv)
-    configure_logging(args.log_level.upper())
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version and usage errors
+        return int(exc.code or 0) if isinstance(exc.code, int | None) else EXIT_USAGE
+    configure_logging(args.log_level)
     try:
         return int(args.handler(args))
     except ConfigError as exc:
@@ -130,6 +226,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except CollectorError as exc:
         print(f"driftline: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:  # the environment: a port taken, a path not writable...
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"driftline: {exc.strerror or exc}{where}", file=sys.stderr)
         return EXIT_USAGE
 
 

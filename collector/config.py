@@ -8,34 +8,113 @@ Paths inside the file (reference datasets) are relative to the file.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from collector.errors import ConfigError
+from detectors import DetectorError, DriftOptions, UnknownMethodError, methods_for
+from detectors.select import method
 
 FeatureKind = Literal["numeric", "categorical"]
 Task = Literal["classification", "regression"]
-NumericMethod = Literal[
-    "auto", "ks", "wasserstein", "psi", "jensenshannon", "kl_div", "hellinger", "anderson",
-    "cramer_von_mises", "energy", "mannwhitney", "t_test", "mmd",
-]
-CategoricalMethod = Literal[
-    "auto", "chisquare", "z", "fisher_exact", "g_test", "jensenshannon", "psi", "tvd", "hellinger",
-]
 DEFAULT_DATABASE_URL = "sqlite+pysqlite:///.driftline/driftline.db"
+
+
+def _method_problem(name: str, kind: str) -> str:
+    """Why `name` is not a valid drift method for `kind` columns (one line)."""
+    try:
+        method(name, kind)  # type: ignore[arg-type]
+    except UnknownMethodError as exc:
+        return str(exc)
+    return f"{name!r} is not a valid method for {kind} columns"
+
+
+def _drift_options(drift: DriftSettings, kinds: Mapping[str, str],
+                   methods: Mapping[str, str]) -> None:
+    """Check the thresholds with the detectors' own rules, each in its method's family.
+
+    Per-feature thresholds are checked in the family of the feature's method when it is
+    known here: the feature's own method, or the global method of its kind.
+    """
+    explicit: dict[str, str] = {}
+    for feature, kind in kinds.items():
+        chosen = methods.get(feature) or (
+            drift.numeric_method if kind == "numeric" else drift.categorical_method)
+        if chosen != "auto":
+            explicit[feature] = chosen
+    try:
+        DriftOptions(
+            numeric_method=drift.numeric_method, categorical_method=drift.categorical_method,
+            methods=explicit, p_value_threshold=drift.p_value_threshold,
+            distance_threshold=drift.distance_threshold, threshold=drift.threshold,
+            thresholds=dict(drift.thresholds), drift_share=drift.drift_share,
+            min_samples=drift.min_samples, correction=drift.correction,
+            min_effect_size=drift.min_effect_size,
+        )
+    except DetectorError as exc:
+        raise ValueError(str(exc)) from exc
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _check_bootstrap_servers(value: str) -> str:
+    """`host:port[,host:port...]`, each port in 1-65535."""
+    servers = [part.strip() for part in value.split(",")]
+    if not value.strip() or any(not part for part in servers):
+        raise ValueError("give one or more host:port pairs separated by commas, "
+                         f"got {value!r}")
+    for server in servers:
+        host, _, port = server.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"{server!r} is not a host:port pair (e.g. 127.0.0.1:9092)")
+    return value
+
+
+def _check_http_url(value: str) -> str:
+    """An absolute http(s) URL with a host."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"url must be an absolute http:// or https:// URL with a host, "
+                         f"got {value!r}")
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a port that is not a number
+    except ValueError as exc:
+        raise ValueError(f"url {value!r} has an invalid port") from exc
+    return value
+
+
+def _check_database_url(value: str) -> str:
+    """A URL SQLAlchemy can parse (whether its driver is installed is `check-config`'s)."""
+    try:
+        make_url(value)
+    except ArgumentError as exc:
+        raise ValueError(
+            f"{value!r} is not a database URL; use e.g. sqlite+pysqlite:///path.db or "
+            "postgresql+psycopg://user@host/db"
+        ) from exc
+    return value
+
+
 class KafkaSettings(_Strict):
     """Where ingest reads from and where dead letters go."""
 
-    bootstrap_servers: str = "127.0.0.1:9092"
+    bootstrap_servers: Annotated[str, AfterValidator(_check_bootstrap_servers)] = "127.0.0.1:9092"
     predictions_topic: str = "driftline.predictions"
     labels_topic: str = "driftline.labels"
     deadletter_topic: str = "driftline.deadletter"
@@ -100,36 +179,47 @@ class WindowSettings(_Strict):
 
 
 class DriftSettings(_Strict):
-    """How drift is decided for a model."""
+    """How drift is decided for a model.
 
-    numeric_method: NumericMethod = "auto"
-    categorical_method: CategoricalMethod = "auto"
+    Thresholds mean one thing per method family (see `detectors.DriftOptions`):
+    `p_value_threshold` in (0, 1) for p-value tests, `distance_threshold` > 0 for distances,
+    `thresholds` per feature in the family of that feature's method; `threshold` is the
+    shorthand that applies to the family of the method it is given with.
+    """
+
+    numeric_method: str = "auto"
+    categorical_method: str = "auto"
     methods: dict[str, str] = Field(default_factory=dict)
-    threshold: Annotated[float, Field(gt=0)] | None = None
-    thresholds: dict[str, Annotated[float, Field(gt=0)]] = Field(default_factory=dict)
+    p_value_threshold: float | None = None
+    distance_threshold: float | None = None
+    threshold: float | None = None
+    thresholds: dict[str, float] = Field(default_factory=dict)
     drift_share: Annotated[float, Field(gt=0, le=1)] = 0.5
     min_samples: Annotated[int, Field(ge=1)] = 30
     correction: Literal["bonferroni", "holm", "bh"] | None = None
     min_effect_size: Annotated[float, Field(ge=0)] | None = None
 
+    @model_validator(mode="after")
+    def _methods_and_thresholds(self) -> DriftSettings:
+        for key, kind in (("numeric_method", "numeric"), ("categorical_method", "categorical")):
+            name = getattr(self, key)
+            if name != "auto" and name not in methods_for(kind):  # type: ignore[arg-type]
+                raise ValueError(f"{key}: {_method_problem(name, kind)}")
+        _drift_options(self, {}, {})
+        return self
+
 
 class WebhookSettings(_Strict):
     """The retraining webhook called when a run's dataset verdict is drift."""
 
-    url: str
+    url: Annotated[str, AfterValidator(_check_http_url)]
     secret_env: str = "DRIFTLINE_WEBHOOK_SECRET"  # noqa: S105 - a variable name, not a secret
     cooldown_seconds: Annotated[float, Field(ge=0)] = 3600.0
     timeout_seconds: Annotated[float, Field(gt=0)] = 10.0
 
-    @model_validator(mode="after")
-    def _http_url(self) -> WebhookSettings:
-        if not self.url.startswith(("http://", "https://")):
-            raise ValueError(f"url must start with http:// or https://, got {self.url!r}")
-        return self
-
-    def secret(self) -> str:
+    def secret(self, environ: Mapping[str, str] | None = None) -> str:
         """The signing secret, read from the environment variable named in the config."""
-        value = os.environ.get(self.secret_env)
+        value = (os.environ if environ is None else environ).get(self.secret_env)
         if not value:
             raise ConfigError(
                 f"retraining_webhook.secret_env: environment variable {self.secret_env} is "
@@ -156,16 +246,26 @@ class ModelSettings(_Strict):
     def _features(self) -> ModelSettings:
         if not self.features:
             raise ValueError("features must name at least one feature")
-        unknown = set(self.drift.methods) - set(self.features) - {"prediction"}
-        if unknown:
-            raise ValueError(f"drift.methods names unknown features: {sorted(unknown)}")
+        kinds: dict[str, str] = dict(self.features)
+        if self.prediction is not None:
+            kinds["prediction"] = self.prediction
+        for key in ("methods", "thresholds"):
+            unknown = set(getattr(self.drift, key)) - set(kinds)
+            if unknown:
+                raise ValueError(f"drift.{key} names unknown features: {sorted(unknown)} "
+                                 f"(features: {sorted(kinds)})")
+        for feature, name in self.drift.methods.items():
+            if name != "auto" and name not in methods_for(kinds[feature]):  # type: ignore[arg-type]
+                raise ValueError(f"drift.methods.{feature}: {feature} is {kinds[feature]}; "
+                                 f"{_method_problem(name, kinds[feature])}")
+        _drift_options(self.drift, kinds, self.drift.methods)
         return self
 
 
 class Settings(_Strict):
     """The whole configuration file."""
 
-    database_url: str = DEFAULT_DATABASE_URL
+    database_url: Annotated[str, AfterValidator(_check_database_url)] = DEFAULT_DATABASE_URL
     kafka: KafkaSettings = KafkaSettings()
     http: HttpSettings = HttpSettings()
     metrics: MetricsSettings = MetricsSettings()
@@ -174,6 +274,8 @@ class Settings(_Strict):
 
     @model_validator(mode="after")
     def _unique_names(self) -> Settings:
+        if not self.models:
+            raise ValueError("models: declare at least one model to monitor")
         names = [m.name for m in self.models]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
@@ -207,6 +309,11 @@ def _location(loc: tuple[Any, ...], data: Any) -> str:
     return "".join(parts) or "(top level)"
 
 
+def database_url_from_environment(environ: Mapping[str, str]) -> str:
+    """`DRIFTLINE_DATABASE_URL`, else the embedded SQLite file."""
+    return environ.get("DRIFTLINE_DATABASE_URL") or DEFAULT_DATABASE_URL
+
+
 def parse_settings(data: Any, *, source: str = "driftline.yaml", base_dir: Path | None = None,
                    environ: dict[str, str] | None = None) -> Settings:
     """Validate a parsed YAML document into `Settings`.
@@ -224,19 +331,22 @@ def parse_settings(data: Any, *, source: str = "driftline.yaml", base_dir: Path 
     try:
         settings = Settings.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = _location(tuple(first["loc"]), data)
-        message = first["msg"].removeprefix("Value error, ")
-        more = len(exc.errors()) - 1
+        problems = []
+        for error in exc.errors():
+            where = _location(tuple(error["loc"]), data)
+            problems.append(f"{source}: {where}: {error['msg'].removeprefix('Value error, ')}")
+        more = len(problems) - 1
         suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
-        raise ConfigError(f"{source}: {where}: {message}{suffix}") from exc
+        raise ConfigError(problems[0] + suffix, problems) from exc
     updates: dict[str, Any] = {}
-    if env.get("DRIFTLINE_DATABASE_URL"):
-        updates["database_url"] = env["DRIFTLINE_DATABASE_URL"]
-    if env.get("KAFKA_BOOTSTRAP_SERVERS"):
-        updates["kafka"] = settings.kafka.model_copy(
-            update={"bootstrap_servers": env["KAFKA_BOOTSTRAP_SERVERS"]}
-        )
+    try:
+        if env.get("DRIFTLINE_DATABASE_URL"):
+            updates["database_url"] = _check_database_url(env["DRIFTLINE_DATABASE_URL"])
+        if env.get("KAFKA_BOOTSTRAP_SERVERS"):
+            updates["kafka"] = settings.kafka.model_copy(update={
+                "bootstrap_servers": _check_bootstrap_servers(env["KAFKA_BOOTSTRAP_SERVERS"])})
+    except ValueError as exc:
+        raise ConfigError(f"environment override of {source}: {exc}") from exc
     if base_dir is not None:
         updates["models"] = [
             m.model_copy(update={"reference": m.reference.model_copy(

@@ -8,7 +8,14 @@ class CollectorError(Exception):
 
 
 class ConfigError(CollectorError):
-    """The configuration file is missing, unreadable or invalid."""
+    """The configuration file is missing, unreadable or invalid.
+
+    `problems` holds one line per problem found (the message names the first).
+    """
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems or [message]
 
 
 class EventDecodeError(CollectorError):

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, Literal, get_args
 
+from alerts.clock import iso_z
 from collector.errors import EventDecodeError
 
 PREDICTION_SCHEMA: Final = "driftline.prediction/v1"
@@ -242,10 +243,6 @@ def decode_event(raw: bytes | None, *, max_bytes: int = DEFAULT_MAX_EVENT_BYTES)
     raise EventDecodeError("unknown_schema", "field 'schema' names no known schema")
 
 
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def new_event_id() -> str:
     """A fresh random event id (32 hex digits)."""
     return uuid.uuid4().hex
@@ -257,7 +254,7 @@ def prediction_to_dict(event: PredictionEvent) -> dict[str, Any]:
         "schema": PREDICTION_SCHEMA,
         "event_id": event.event_id,
         "model": event.model,
-        "timestamp": _iso(event.timestamp),
+        "timestamp": iso_z(event.timestamp, "milliseconds"),
         "features": dict(event.features),
         "prediction": event.prediction,
     }
@@ -279,7 +276,7 @@ def label_to_dict(event: LabelEvent) -> dict[str, Any]:
         "event_id": event.event_id,
         "model": event.model,
         "request_id": event.request_id,
-        "timestamp": _iso(event.timestamp),
+        "timestamp": iso_z(event.timestamp, "milliseconds"),
         "label": event.label,
     }
 

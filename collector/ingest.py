@@ -15,7 +15,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -24,6 +24,7 @@ from kafka.structs import OffsetAndMetadata
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from alerts.clock import utcnow
 from collector.config import KafkaSettings
 from collector.errors import EventDecodeError
 from collector.events import LabelEvent, PredictionEvent, decode_event
@@ -36,10 +37,6 @@ logger = logging.getLogger(__name__)
 _FETCH_BYTES = 16 * 1024 * 1024
 _MAX_DEADLETTER_BYTES = 8 * 1024 * 1024
 _MAX_BACKOFF_SECONDS = 30.0
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass
@@ -71,7 +68,7 @@ class IngestLoop:
         session_factory: sessionmaker[Session],
         metrics: Metrics,
         *,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Callable[[], datetime] = utcnow,
         poll_timeout_ms: int = 500,
     ) -> None:
         self._settings = settings

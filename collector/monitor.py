@@ -2,38 +2,40 @@
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import logging
-import math
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from sqlalchemy.orm import Session, sessionmaker
 
+from alerts.clock import iso_z, utcnow
 from alerts.outbox import enqueue, in_cooldown
 from collector.config import ModelSettings
 from collector.errors import ReferenceDataError
 from collector.metrics import Metrics
+from collector.reference import (
+    PREDICTION_COLUMN,
+    file_digest,
+    fit_model_profile,
+    model_schema,
+    read_table,
+)
+from collector.run import detect_model_drift, drift_options
 from collector.store.models import FeatureResult, Reference, Run
 from collector.store.queries import find_reference, load_window
-from detectors import DriftOptions, DriftReport, ReferenceProfile, detect_drift
+from detectors import DriftOptions, DriftReport, ReferenceProfile
+from detectors.report import finite_or_none
 
 logger = logging.getLogger(__name__)
 
 DRIFT_EVENT_TYPE = "model.drift_detected"
-PREDICTION_COLUMN = "prediction"
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def retraining_channel_name(model: str) -> str:
@@ -56,36 +58,6 @@ class RunSummary:
     error: str | None = None
 
 
-def read_reference(path: Path, file_format: str = "auto") -> pd.DataFrame:
-    """Read a reference dataset from CSV or Parquet.
-
-    Raises:
-        ReferenceDataError: When the file is missing or unreadable.
-    """
-    kind = file_format
-    if kind == "auto":
-        kind = "parquet" if path.suffix.lower() in {".parquet", ".pq"} else "csv"
-    try:
-        return pd.read_parquet(path) if kind == "parquet" else pd.read_csv(path)
-    except FileNotFoundError as exc:
-        raise ReferenceDataError(f"reference dataset {path} does not exist") from exc
-    except (OSError, ValueError, pd.errors.ParserError) as exc:
-        raise ReferenceDataError(f"reference dataset {path} cannot be read as {kind}") from exc
-
-
-def file_digest(path: Path) -> str:
-    """SHA-256 of a file, so a profile is fitted once per reference content."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _finite(value: float | None) -> float | None:
-    return value if value is not None and math.isfinite(value) else None
-
-
 class ModelMonitor:
     """Runs drift checks for one model; never two at once (a lock guards `run`)."""
 
@@ -96,7 +68,7 @@ class ModelMonitor:
         metrics: Metrics,
         *,
         max_features_exported: int = 250,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.model = model
         self._sessions = session_factory
@@ -110,25 +82,11 @@ class ModelMonitor:
     @property
     def schema(self) -> dict[str, str]:
         """Column kinds: the configured features, plus the prediction when it has a kind."""
-        schema: dict[str, str] = dict(self.model.features)
-        if self.model.prediction is not None:
-            schema[PREDICTION_COLUMN] = self.model.prediction
-        return schema
+        return model_schema(self.model)
 
     def options(self) -> DriftOptions:
         """Detector options from the model's drift settings."""
-        drift = self.model.drift
-        return DriftOptions(
-            numeric_method=drift.numeric_method,
-            categorical_method=drift.categorical_method,
-            methods=dict(drift.methods),
-            threshold=drift.threshold,
-            thresholds=dict(drift.thresholds),
-            drift_share=drift.drift_share,
-            min_samples=drift.min_samples,
-            correction=drift.correction,
-            min_effect_size=drift.min_effect_size,
-        )
+        return drift_options(self.model)
 
     # -- reference ------------------------------------------------------------------------------
     def profile(self) -> ReferenceProfile:
@@ -145,16 +103,11 @@ class ModelMonitor:
                 self._profile = ReferenceProfile.from_bytes(stored.profile)
                 self._reference_id = stored.id
                 return self._profile
-        frame = read_reference(path, self.model.reference.format)
-        schema = self.schema
-        if PREDICTION_COLUMN in schema and PREDICTION_COLUMN not in frame.columns:
-            del schema[PREDICTION_COLUMN]
-        missing = sorted(set(self.model.features) - set(frame.columns))
-        if missing:
-            raise ReferenceDataError(
-                f"model {self.model.name}: reference {path} lacks the features {missing}"
-            )
-        profile = ReferenceProfile.fit(frame[list(schema)], schema=schema)
+        try:
+            frame = read_table(path, self.model.reference.format)
+        except ReferenceDataError as exc:
+            raise ReferenceDataError(f"model {self.model.name}: reference {exc}") from exc
+        profile = fit_model_profile(self.model, frame, str(path))
         with self._sessions.begin() as session:
             row = Reference(
                 model=self.model.name,
@@ -214,14 +167,7 @@ class ModelMonitor:
 
     def _detect(self, profile: ReferenceProfile, frame: pd.DataFrame) -> DriftReport:
         """Features decide the dataset verdict; the prediction column is reported beside them."""
-        options = self.options()
-        features = [c for c in self.model.features if c in profile.columns]
-        report = detect_drift(profile, frame.reindex(columns=features), options)
-        if PREDICTION_COLUMN in profile.columns:
-            outputs = detect_drift(profile, frame.reindex(columns=[PREDICTION_COLUMN]), options)
-            merged = {**report.features, PREDICTION_COLUMN: outputs.features[PREDICTION_COLUMN]}
-            report = dataclasses.replace(report, features=merged)
-        return report
+        return detect_model_drift(self.model, profile, frame, self.options())
 
     def _store(
         self,
@@ -244,7 +190,7 @@ class ModelMonitor:
                 started_at=started_at, finished_at=self._clock(),
                 window_start=first_at, window_end=last_at,
                 n_reference=report.n_reference, n_current=report.n_current,
-                share_drifted=_finite(report.share_drifted), drift_share=report.drift_share,
+                share_drifted=finite_or_none(report.share_drifted), drift_share=report.drift_share,
                 dataset_drifted=dataset_drifted, reference_id=self._reference_id,
                 report=report.to_dict(),
             )
@@ -253,16 +199,16 @@ class ModelMonitor:
             for feature, result in report.features.items():
                 session.add(FeatureResult(
                     run_id=run_id, feature=feature, kind=result.kind, method=result.method,
-                    status=result.status, statistic=_finite(result.statistic),
-                    p_value=_finite(result.p_value), threshold=result.threshold,
-                    drifted=bool(result.drifted), effect_size=_finite(result.effect_size),
+                    status=result.status, statistic=finite_or_none(result.statistic),
+                    p_value=finite_or_none(result.p_value), threshold=result.threshold,
+                    drifted=bool(result.drifted), effect_size=finite_or_none(result.effect_size),
                     n_reference=result.n_reference, n_current=result.n_current,
                 ))
             enqueued = self._maybe_enqueue(session, run, report, drifted)
         self._export(report, dataset_drifted)
         return RunSummary(
             run_id=run_id, model=name, status=status, n_current=report.n_current,
-            share_drifted=_finite(report.share_drifted), dataset_drifted=dataset_drifted,
+            share_drifted=finite_or_none(report.share_drifted), dataset_drifted=dataset_drifted,
             drifted_features=drifted, webhook_enqueued=enqueued,
         )
 
@@ -279,7 +225,7 @@ class ModelMonitor:
             return False
         payload: dict[str, Any] = {
             "type": DRIFT_EVENT_TYPE,
-            "timestamp": now.isoformat().replace("+00:00", "Z"),
+            "timestamp": iso_z(now),
             "data": {
                 "model": run.model,
                 "model_version": run.model_version,
@@ -288,17 +234,17 @@ class ModelMonitor:
                 "drift_share": run.drift_share,
                 "n_reference": run.n_reference,
                 "n_current": run.n_current,
-                "window_start": run.window_start.isoformat() if run.window_start else None,
-                "window_end": run.window_end.isoformat() if run.window_end else None,
+                "window_start": iso_z(run.window_start) if run.window_start else None,
+                "window_end": iso_z(run.window_end) if run.window_end else None,
                 "drifted_features": [
                     {
                         "name": feature,
                         "kind": report.features[feature].kind,
                         "method": report.features[feature].method,
-                        "statistic": _finite(report.features[feature].statistic),
-                        "p_value": _finite(report.features[feature].p_value),
+                        "statistic": finite_or_none(report.features[feature].statistic),
+                        "p_value": finite_or_none(report.features[feature].p_value),
                         "threshold": report.features[feature].threshold,
-                        "effect_size": _finite(report.features[feature].effect_size),
+                        "effect_size": finite_or_none(report.features[feature].effect_size),
                     }
                     for feature in drifted
                 ],
@@ -334,7 +280,7 @@ class ModelMonitor:
         for feature, result in report.features.items():
             if result.status != "ok":
                 continue
-            statistic = _finite(result.statistic)
+            statistic = finite_or_none(result.statistic)
             if feature == PREDICTION_COLUMN:
                 m.prediction_drifted.labels(name).set(1 if result.drifted else 0)
                 if statistic is not None:
@@ -345,7 +291,7 @@ class ModelMonitor:
             exported += 1
             if statistic is not None:
                 m.feature_statistic.labels(name, feature, result.method).set(statistic)
-            p_value = _finite(result.p_value)
+            p_value = finite_or_none(result.p_value)
             if p_value is not None:
                 m.feature_p_value.labels(name, feature, result.method).set(p_value)
             m.feature_drifted.labels(name, feature, result.method).set(1 if result.drifted else 0)
@@ -353,7 +299,7 @@ class ModelMonitor:
             max(sum(1 for k, r in report.features.items()
                     if k != PREDICTION_COLUMN and r.status == "ok") - self._max_features, 0))
         m.dataset_drifted.labels(name).set(1 if dataset_drifted else 0)
-        share = _finite(report.share_drifted)
+        share = finite_or_none(report.share_drifted)
         if share is not None:
             m.share_drifted.labels(name).set(share)
         features = [k for k in report.features if k != PREDICTION_COLUMN]

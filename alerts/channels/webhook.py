@@ -8,13 +8,10 @@ from datetime import UTC, datetime
 
 import httpx
 
+from alerts.clock import utcnow
 from alerts.errors import DeliveryError
 from alerts.outbox import Delivery
 from alerts.signing import sign_headers
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def parse_retry_after(value: str | None, now: datetime) -> float | None:
@@ -58,7 +55,7 @@ class WebhookChannel:
         secret: str,
         timeout_seconds: float = 10.0,
         name: str = "webhook",
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Callable[[], datetime] = utcnow,
         client: httpx.Client | None = None,
     ) -> None:
         if not url.startswith(("http://", "https://")):

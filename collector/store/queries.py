@@ -113,7 +113,8 @@ def load_window(
         query = query.order_by(Prediction.id.desc())
     else:
         query = query.order_by(Prediction.id.desc()).limit(last_events or 1000)
-    rows = session.execute(query).all()
+    # Newest first to apply the limit; the window itself is in arrival order.
+    rows = session.execute(query).all()[::-1]
     if not rows:
         return pd.DataFrame(), None, None, None
     frame = pd.DataFrame.from_records([row.features for row in rows])

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from detectors.report import Status
+from detectors.report import Status, finite_or_none
 
 MultivariateMethod = Literal["domain_classifier", "pca_reconstruction"]
 
@@ -31,10 +30,8 @@ class MultivariateDrift:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields (non-finite numbers as null)."""
-        def clean(value: float | None) -> float | None:
-            return value if value is not None and math.isfinite(value) else None
-
-        return {"method": self.method, "statistic": clean(self.statistic),
-                "threshold": self.threshold, "lower_threshold": clean(self.lower_threshold),
+        return {"method": self.method, "statistic": finite_or_none(self.statistic),
+                "threshold": self.threshold,
+                "lower_threshold": finite_or_none(self.lower_threshold),
                 "drifted": self.drifted, "n_reference": self.n_reference,
                 "n_current": self.n_current, "status": self.status}

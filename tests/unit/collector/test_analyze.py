@@ -28,12 +28,14 @@ def test_json_report_shape_and_values(files: tuple[Path, Path],
                  "--numeric-method", "ks"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["schema"] == "driftline.drift-report/v1"
-    assert set(report) == {"schema", "n_reference", "n_current", "drift_share", "share_drifted",
-                           "dataset_drifted", "features"}
+    assert set(report) == {"schema", "status", "n_reference", "n_current", "drift_share",
+                           "share_drifted", "dataset_drifted", "features"}
+    assert report["status"] == "ok"
     assert (report["n_reference"], report["n_current"]) == (800, 300)
     amount = report["features"]["amount"]
-    assert set(amount) == {"kind", "method", "statistic", "p_value", "threshold", "drifted",
-                           "effect_size"}
+    assert set(amount) == {"kind", "method", "status", "statistic", "p_value", "threshold",
+                           "drifted", "effect_size", "n_reference", "n_current"}
+    assert (amount["status"], amount["n_reference"], amount["n_current"]) == ("ok", 800, 300)
     expected = stats.ks_2samp(pd.read_csv(ref)["amount"], pd.read_parquet(cur)["amount"])
     assert amount["statistic"] == pytest.approx(expected.statistic, rel=1e-9)
     assert amount["drifted"] is True
@@ -53,8 +55,8 @@ def test_fail_on_drift_and_formats(files: tuple[Path, Path], tmp_path: Path,
 
 @pytest.mark.parametrize(("extra", "message"), [
     (["--numeric-method", "nope"], "unknown drift method 'nope'"),
-    (["--threshold", "-1"], "--threshold must be positive"),
-    (["--columns", "zzz"], "not in both files"),
+    (["--threshold", "-1"], "both methods are auto"),
+    (["--columns", "zzz"], "not in the reference"),
     (["--drift-share", "2"], "--drift-share"),
 ])
 def test_bad_input_exits_2_with_one_line(files: tuple[Path, Path], extra: list[str],
