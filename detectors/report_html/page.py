@@ -127,14 +127,15 @@ def _decision(feature: FeatureDrift) -> str:
 
 
 def _stats_table(reference: np.ndarray[Any, Any], current: np.ndarray[Any, Any] | None) -> str:
+    stats = (("mean", np.mean), ("sd", np.std), ("median", np.median), ("min", np.min),
+             ("max", np.max))
     sides = [("reference", reference)] + ([("current", current)] if current is not None else [])
-    head = "".join(f"<th>{label}</th>" for label, _ in sides)
     rows = []
-    for stat, function in (("mean", np.mean), ("sd", np.std), ("median", np.median),
-                           ("min", np.min), ("max", np.max)):
+    for label, values in sides:
         with np.errstate(all="ignore"):
-            cells = "".join(f"<td>{format_number(float(function(v)))}</td>" for _, v in sides)
-        rows.append(f"<tr><th>{stat}</th>{cells}</tr>")
+            cells = "".join(f"<td>{format_number(float(f(values)))}</td>" for _, f in stats)
+        rows.append(f"<tr><th>{label}</th>{cells}</tr>")
+    head = "".join(f"<th>{name}</th>" for name, _ in stats)
     return f'<table class="stats"><tr><th></th>{head}</tr>{"".join(rows)}</table>'
 
 

@@ -17,6 +17,7 @@ color:#666}}dl.facts dd{{margin:0;font-size:19px;font-weight:600}}
 .toc p{{flex:1;min-width:300px;margin:4px 0}}
 table{{border-collapse:collapse}}th,td{{padding:1px 10px 1px 0;text-align:left}}
 table.counts td:last-child,table.stats td{{text-align:right;font-variant-numeric:tabular-nums}}
+table.stats th{{text-align:right}}table.stats th:first-child{{text-align:left}}
 tr.zero{{color:#999}}th{{font-weight:600;color:#555;font-size:12px}}
 .legend{{color:#444;margin:8px 0}}.sw{{display:inline-block;width:12px;height:12px;
 border-radius:2px;vertical-align:-1px;margin:0 4px 0 10px}}.legend .sw:first-child{{margin-left:0}}

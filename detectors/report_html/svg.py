@@ -112,7 +112,7 @@ def histogram_svg(histogram: Histogram, x_label: str) -> str:
     Returns:
         One `<svg>` element.
     """
-    height = 210
+    height = 190
     plot_w, base = WIDTH - _LEFT - _RIGHT, height - _BOTTOM
     plot_h = base - _TOP
     edges = [float(e) for e in histogram.edges]
