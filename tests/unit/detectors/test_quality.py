@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from detectors.columns import kind_mismatch
 from detectors.errors import DetectorError, QualityOptionsError, SchemaError
 from detectors.profile import ReferenceProfile
 from detectors.quality import (
@@ -453,3 +454,27 @@ def test_the_profile_is_not_mutated(profile: ReferenceProfile) -> None:
     before = profile.to_bytes()
     assess_quality(profile, pd.DataFrame({"amount": [1e9, "x"], "country": ["new", None]}))
     assert profile.to_bytes() == before
+
+
+@pytest.mark.parametrize(("name", "values"), [
+    ("amount", ["a", "b", 1.0, None]),
+    ("amount", ["1.5", "2", "x", None]),
+    ("amount", [True, False, 1.0]),
+    ("amount", ["nan", "", 3.0, 4.0, "abc"]),
+    ("amount", [1, 2.5, None]),
+    ("country", [1, 2, "DE"]),
+    ("country", [1, "DE", "FR"]),
+    ("country", [1.5, 2.5, None, None]),
+    ("country", [True, False, 1]),
+    ("plan", [1, 2, "x"]),
+    ("plan", ["a", "b", 3]),
+])
+def test_the_majority_rule_agrees_with_drifts_type_mismatch(
+        profile: ReferenceProfile, name: str, values: list[Any]) -> None:
+    column = _objects(*values)
+    reference = profile.column(name)
+    categories = getattr(reference, "categories", ())
+    quality = assess_quality(profile, pd.DataFrame({name: column}),
+                             expected=[name]).features[name]
+    assert (quality.status == "type_mismatch") == kind_mismatch(
+        profile.kinds[name], column, categories)
