@@ -1,4 +1,9 @@
-"""Wiring: the only place that reads the environment and builds long-lived objects.
+"""Wiring: builds the long-lived objects (engine, consumer, scheduler, registry, HTTP app).
+
+Settings arrive already merged with the environment's overrides (`collector.config.
+load_settings` reads DRIFTLINE_DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS); the only variables
+read here are the secrets whose names the settings give, from `Service.environ` (the
+process environment unless a caller passes its own).
 
 `Service` owns the engine, the metrics registry, the ingest loop, the
 scheduler, the outbox dispatcher and the HTTP server, starts them in order and
@@ -8,10 +13,11 @@ stops them in reverse on SIGTERM.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import Literal
@@ -49,6 +55,7 @@ class Service:
     health_interval_seconds: float = 5.0
     metrics: Metrics = field(default_factory=Metrics.create)
     stop_event: threading.Event = field(default_factory=threading.Event)
+    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
 
     def __post_init__(self) -> None:
         self.metrics.build_info.labels(__version__).set(1)
@@ -102,7 +109,7 @@ class Service:
             hook = model.retraining_webhook
             self.metrics.init_channel(retraining_channel_name(model.name))
             channels[retraining_channel_name(model.name)] = RetrainingWebhookChannel(
-                hook.url, secret=hook.secret(), timeout_seconds=hook.timeout_seconds,
+                hook.url, secret=hook.secret(self.environ), timeout_seconds=hook.timeout_seconds,
                 name=retraining_channel_name(model.name),
             )
         self.dispatcher = Dispatcher(

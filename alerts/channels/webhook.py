@@ -40,12 +40,18 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
     return max((moment - now).total_seconds(), 0.0)
 
 
+_TEMPORARY_REDIRECTS = frozenset({302, 303, 307})
+
+
 class WebhookChannel:
     """POSTs the delivery's JSON body, signed, to `url`; success is any 2xx.
 
-    3xx is a failure (redirects are not followed), 5xx, 429, timeouts and
-    connection errors are retryable, other 4xx are not (Standard Webhooks spec,
-    "Retry schedule").
+    Redirects are never followed (a signed body must not be re-sent to an address the
+    configuration did not name), so 3xx is a failure: a temporary redirect (302, 303,
+    307) is retried like a 5xx, since the receiver may be back at its address later; a
+    permanent one (301, 308) is not, and the error names the new location to configure.
+    5xx, 429, timeouts and connection errors are retryable, other 4xx are not (Standard
+    Webhooks spec, "Retry schedule").
     """
 
     def __init__(
@@ -86,9 +92,14 @@ class WebhookChannel:
         if 200 <= code < 300:
             return
         retry_after = parse_retry_after(response.headers.get("retry-after"), now)
-        retryable = code >= 500 or code == 429 or 300 <= code < 400
-        raise DeliveryError(f"{self.url} answered {code}", retryable=retryable,
-                            retry_after_seconds=retry_after, status_code=code)
+        retryable = code >= 500 or code == 429 or code in _TEMPORARY_REDIRECTS
+        message = f"{self.url} answered {code}"
+        if 300 <= code < 400:
+            location = response.headers.get("location", "(no location)")
+            message += (f", a redirect to {location} (not followed: point the webhook at "
+                        "its final address)")
+        raise DeliveryError(message, retryable=retryable, retry_after_seconds=retry_after,
+                            status_code=code)
 
     def close(self) -> None:
         """Close the HTTP client."""

@@ -84,7 +84,10 @@ def _row(sessions: sessionmaker[Session], delivery_id: str) -> Delivery:
 
 @pytest.mark.parametrize(("code", "headers", "retryable", "retry_after"), [
     (500, {}, True, None), (503, {}, True, None), (429, {"Retry-After": "7"}, True, 7.0),
-    (301, {"Location": "http://127.0.0.1:9/x"}, True, None),
+    (301, {"Location": "http://127.0.0.1:9/x"}, False, None),
+    (308, {"Location": "http://127.0.0.1:9/x"}, False, None),
+    (302, {"Location": "http://127.0.0.1:9/x"}, True, None),
+    (307, {"Location": "http://127.0.0.1:9/x", "Retry-After": "3"}, True, 3.0),
     (400, {}, False, None), (404, {}, False, None), (410, {}, False, None),
 ])
 def test_webhook_classifies_answers(code: int, headers: dict[str, str], retryable: bool,
@@ -98,6 +101,8 @@ def test_webhook_classifies_answers(code: int, headers: dict[str, str], retryabl
         assert caught.value.status_code == code
         assert caught.value.retry_after_seconds == retry_after
         assert len(receiver.seen) == 1  # no redirect followed
+        if 300 <= code < 400:
+            assert "redirect to http://127.0.0.1:9/x (not followed" in str(caught.value)
     finally:
         receiver.close()
 
