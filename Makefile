@@ -30,7 +30,7 @@ test: deps
 	$(PY) -m pytest
 
 unit: venv
-	$(PY) -m pytest tests/unit
+	$(PY) -m pytest tests/unit collector detectors alerts -m "not integration"
 
 integration: deps
 	$(PY) -m pytest tests/integration

@@ -4,6 +4,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 
 from collector.config import load_settings
@@ -11,6 +12,7 @@ from collector.config import load_settings
 ROOT = Path(__file__).resolve().parents[3]
 
 
+@pytest.mark.integration  # needs the installed tool (scripts/test-services install)
 def test_docker_compose_config_accepts_the_file() -> None:
     tool = shutil.which("docker-compose")
     assert tool is not None, "docker-compose is installed by scripts/test-services install"

@@ -23,6 +23,7 @@ def _tool(name: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([binary, *args], cwd=ROOT, capture_output=True, text=True, check=False)
 
 
+@pytest.mark.integration  # needs the installed tool (scripts/test-services install)
 @pytest.mark.parametrize("args", [
     ("promtool", "check", "config", "deploy/prometheus/prometheus.yml"),
     ("promtool", "check", "rules", "deploy/prometheus/rules/driftline.yml"),
