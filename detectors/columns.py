@@ -25,19 +25,43 @@ def numeric_values(values: Any) -> FloatArray:
     Examples:
         >>> numeric_values(pd.Series([1, None, float("inf"), "2", "x"])).tolist()
         [1.0, 2.0]
+        >>> numeric_values(pd.Series([1, 10**400, complex(1, 2), b"3"], dtype=object)).tolist()
+        [1.0]
     """
     if isinstance(values, np.ndarray) and values.dtype.kind in "fiub":
         array = values.astype(np.float64, copy=False).ravel()
     else:
         series = values if isinstance(values, pd.Series) else pd.Series(values)
         if not pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
-            series = pd.to_numeric(series.astype(object), errors="coerce")
+            series = _to_numbers(series.astype(object))
         array = series.to_numpy(dtype=np.float64, na_value=np.nan)
     finite = np.isfinite(array)
     if finite.all():
         return array
     kept: FloatArray = array[finite]
     return kept
+
+
+_PLAIN = frozenset({"string", "floating", "mixed-integer-float", "boolean", "empty", "decimal"})
+
+
+def _real_or_text(value: Any) -> Any:
+    """A value pandas can turn into a float without surprises, else None (dropped)."""
+    if isinstance(value, str | bool | np.bool_ | float | np.floating | np.integer):
+        return value
+    if isinstance(value, int):
+        try:
+            return float(value)
+        except OverflowError:  # an integer beyond the float range is not a finite number
+            return None
+    return None  # complex, bytes, containers...: not numbers (pandas would keep real parts)
+
+
+def _to_numbers(values: pd.Series) -> pd.Series:
+    """Floats of an object column: numbers and numeric text; everything else NaN."""
+    if pd.api.types.infer_dtype(values, skipna=True) not in _PLAIN:
+        values = values.map(_real_or_text, na_action="ignore")
+    return pd.to_numeric(values, errors="coerce")
 
 
 # Above this many distinct objects per row, grouping by identity no longer pays.
