@@ -224,8 +224,8 @@ def _one(profile: ReferenceProfile, name: str, column: Any, n_rows: int,
     explicit = requested != "auto"
     spec = _spec(name, kind, requested) if explicit else None
     status: Status | None = None
-    if column is None and n_rows > 0:
-        status = "missing"
+    if n_rows > 0 and (column is None or not column.notna().any()):
+        status = "missing"  # no event of a non-empty window carried a value
     elif column is not None and reference.n > 0 and kind_mismatch(
             kind, column, getattr(reference, "categories", ())):
         status = "type_mismatch"
@@ -274,7 +274,8 @@ def detect_drift(
 ) -> DriftReport:
     """Compare every profiled column of `current` with the reference.
 
-    A column absent from a non-empty `current` is `missing`; one whose values are mostly
+    A column absent from a non-empty `current`, or without a single value there, is
+    `missing`; one whose values are mostly
     of the other kind is `type_mismatch`; both count as drifted in the dataset share (a
     schema change is the strongest drift there is). An empty window is
     `insufficient_data` throughout. Never mutates `profile`.
