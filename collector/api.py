@@ -25,6 +25,9 @@ class ApiContext:
     session_factory: sessionmaker[Session] | None
     readiness: Callable[[], dict[str, bool]]
     model_names: frozenset[str]
+    # (model, bucket or None for the configured one, limit) -> the per-bucket history;
+    # raises ValueError on a bucket that is not a duration.
+    performance_history: Callable[[str, str | None, int], dict[str, Any]] | None = None
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -48,6 +51,9 @@ def run_to_dict(run: Run, results: list[FeatureResult]) -> dict[str, Any]:
         "drift_share": run.drift_share,
         "dataset_drifted": run.dataset_drifted,
         "error": run.error,
+        "n_labelled": run.n_labelled,
+        "label_coverage": run.label_coverage,
+        "result": run.result,
         "features": {
             r.feature: {
                 "kind": r.kind,
@@ -99,5 +105,22 @@ def create_app(context: ApiContext) -> FastAPI:
             found = latest_runs(session, name, limit)
             results = feature_results(session, [r.id for r in found])
         return {"model": name, "runs": [run_to_dict(r, results[r.id]) for r in found]}
+
+    @app.get("/v1/models/{name}/performance")
+    def performance(name: str, bucket: str | None = Query(None, max_length=32),
+                    limit: int = Query(100, ge=1, le=1000)) -> dict[str, Any]:
+        """Realized performance per bucket of prediction time, newest first, with coverage.
+
+        Without `bucket`, the configured `performance.bucket` (kept up to date as late
+        labels land); another width (e.g. `1D`) is computed from the stored events.
+        """
+        if name not in context.model_names:
+            raise HTTPException(status_code=404, detail=f"no monitored model named {name!r}")
+        if context.performance_history is None:
+            raise HTTPException(status_code=503, detail="the scheduler role is not running")
+        try:
+            return context.performance_history(name, bucket, limit)
+        except ValueError as exc:
+            raise HTTPException(status_code=422, detail=str(exc)) from exc
 
     return app

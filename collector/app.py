@@ -131,6 +131,8 @@ class Service:
             session_factory=self.sessions,
             readiness=self.readiness,
             model_names=frozenset(self.monitors),
+            performance_history=lambda name, bucket, limit: self.monitors[
+                name].performance_history(bucket, limit),
         )
         config = uvicorn.Config(
             create_app(context), host=self.settings.http.host, port=self.settings.http.port,

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
+import pandas as pd
 import yaml
 from pydantic import (
     AfterValidator,
@@ -228,6 +229,64 @@ class WebhookSettings(_Strict):
         return value
 
 
+def _check_bucket(value: str) -> str:
+    """A pandas frequency of fixed length: 15min, 1h, 6h, 1D..."""
+    try:
+        width = pd.Timedelta(value)
+    except ValueError as exc:
+        raise ValueError(f"bucket must be a duration such as 1h or 1D, got {value!r}") from exc
+    if width <= pd.Timedelta(0):
+        raise ValueError(f"bucket must be positive, got {value!r}")
+    return value
+
+
+class PerformanceSettings(_Strict):
+    """How predictions and labels are read for realized and estimated performance.
+
+    `prediction_type`: `score` (binary: the positive class's score), `class` (a predicted
+    class), `scores` (a list of class scores in `classes` order), or `auto` (a list is
+    `scores`; for classification, numbers other than the classes are a `score`; else
+    `class`). In the reference dataset the label is the column `reference_target`, a
+    binary score the column `reference_score` (default: `prediction` when numeric), class
+    scores the columns `reference_scores` (class: column); CBPE is fitted on them.
+    """
+
+    prediction_type: Literal["auto", "score", "class", "scores"] = "auto"
+    classes: list[Any] | None = None
+    positive_label: Any = 1
+    threshold: Annotated[float, Field(gt=0, lt=1)] = 0.5
+    bucket: Annotated[str, AfterValidator(_check_bucket)] = "1h"
+    reference_target: str = "label"
+    reference_score: str | None = None
+    reference_scores: dict[str, str] | None = None
+    estimate: bool = True
+
+    @model_validator(mode="after")
+    def _classes(self) -> PerformanceSettings:
+        if self.classes is not None and len(self.classes) < 2:
+            raise ValueError("classes must list at least two classes")
+        if self.classes is not None and len({str(c) for c in self.classes}) != len(self.classes):
+            raise ValueError("classes must be distinct")
+        return self
+
+
+class QualitySettings(_Strict):
+    """Data-quality thresholds per check: a feature breaches when its share exceeds one."""
+
+    missing_share: Annotated[float, Field(ge=0, le=1)] | None = 0.1
+    type_mismatch_share: Annotated[float, Field(ge=0, le=1)] | None = 0.0
+    non_finite_share: Annotated[float, Field(ge=0, le=1)] | None = 0.0
+    out_of_range_share: Annotated[float, Field(ge=0, le=1)] | None = 0.05
+    new_category_share: Annotated[float, Field(ge=0, le=1)] | None = 0.05
+
+
+class SegmentSettings(_Strict):
+    """Keys to split performance by (a feature, or `tags.<name>`), capped in groups."""
+
+    by: list[str] = Field(default_factory=list)
+    max_groups: Annotated[int, Field(ge=2, le=1000)] = 20
+
+
 class ModelSettings(_Strict):
     """One monitored model."""
 
@@ -240,6 +299,9 @@ class ModelSettings(_Strict):
     schedule: ScheduleSettings = ScheduleSettings()
     window: WindowSettings = WindowSettings(last_events=1000)
     drift: DriftSettings = DriftSettings()
+    performance: PerformanceSettings = PerformanceSettings()
+    quality: QualitySettings = QualitySettings()
+    segments: SegmentSettings = SegmentSettings()
     retraining_webhook: WebhookSettings | None = None
 
     @model_validator(mode="after")
@@ -259,6 +321,10 @@ class ModelSettings(_Strict):
                 raise ValueError(f"drift.methods.{feature}: {feature} is {kinds[feature]}; "
                                  f"{_method_problem(name, kinds[feature])}")
         _drift_options(self.drift, kinds, self.drift.methods)
+        for key in self.segments.by:
+            if not key.startswith("tags.") and key not in self.features:
+                raise ValueError(f"segments.by: {key!r} is neither a feature nor tags.<name> "
+                                 f"(features: {sorted(self.features)})")
         return self
 
 

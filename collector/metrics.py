@@ -49,6 +49,22 @@ class Metrics:
     drifted_features: Gauge
     prediction_drifted: Gauge
     prediction_statistic: Gauge
+    # performance, data quality, segments (issue 10)
+    performance: Gauge
+    performance_estimated: Gauge
+    performance_estimated_lower: Gauge
+    performance_estimated_upper: Gauge
+    performance_reference: Gauge
+    label_coverage: Gauge
+    label_delay: Gauge
+    labelled_events: Gauge
+    quality_share: Gauge
+    quality_breaches: Gauge
+    quality_unknown_fields: Gauge
+    quality_missing_features: Gauge
+    segment_metric: Gauge
+    segment_disparity: Gauge
+    fairness: Gauge
     # alerts
     deliveries: Counter
     outbox_pending: Gauge
@@ -201,6 +217,101 @@ class Metrics:
                 "driftline_drift_prediction_statistic",
                 "Drift statistic of the model's outputs in the last run.",
                 ["model", "method"],
+                registry=reg,
+            ),
+            performance=Gauge(
+                "driftline_performance_metric",
+                "Realized performance of the last run's window over its labelled predictions "
+                "(metric: accuracy, f1, roc_auc, ..., mae, rmse, r2, ...).",
+                ["model", "metric"],
+                registry=reg,
+            ),
+            performance_estimated=Gauge(
+                "driftline_performance_estimated",
+                "Performance of the last run's window estimated without labels (CBPE).",
+                ["model", "metric"],
+                registry=reg,
+            ),
+            performance_estimated_lower=Gauge(
+                "driftline_performance_estimated_lower",
+                "Lower end of the estimate's sampling-error band (estimate - 3 SE, clipped).",
+                ["model", "metric"],
+                registry=reg,
+            ),
+            performance_estimated_upper=Gauge(
+                "driftline_performance_estimated_upper",
+                "Upper end of the estimate's sampling-error band (estimate + 3 SE, clipped).",
+                ["model", "metric"],
+                registry=reg,
+            ),
+            performance_reference=Gauge(
+                "driftline_performance_reference",
+                "Performance of the model on its reference dataset.",
+                ["model", "metric"],
+                registry=reg,
+            ),
+            label_coverage=Gauge(
+                "driftline_labels_coverage_ratio",
+                "Share of the last run's window that has labels (0 to 1).",
+                ["model"],
+                registry=reg,
+            ),
+            label_delay=Gauge(
+                "driftline_labels_delay_seconds",
+                "Label time minus prediction time over the window's labelled predictions.",
+                ["model", "quantile"],
+                registry=reg,
+            ),
+            labelled_events=Gauge(
+                "driftline_labels_labelled_events",
+                "Labelled predictions in the last run's window.",
+                ["model"],
+                registry=reg,
+            ),
+            quality_share=Gauge(
+                "driftline_quality_feature_share_ratio",
+                "Share of the window's events with a data-quality problem, per feature and "
+                "check (missing, type_mismatch, non_finite, out_of_range, new_category).",
+                ["model", "feature", "check"],
+                registry=reg,
+            ),
+            quality_breaches=Gauge(
+                "driftline_quality_breaches",
+                "Data-quality checks over their threshold in the last run.",
+                ["model"],
+                registry=reg,
+            ),
+            quality_unknown_fields=Gauge(
+                "driftline_quality_unknown_fields",
+                "Fields events carried that the configuration does not name, in the last run.",
+                ["model"],
+                registry=reg,
+            ),
+            quality_missing_features=Gauge(
+                "driftline_quality_missing_features",
+                "Configured features without a single value in the last run's window.",
+                ["model"],
+                registry=reg,
+            ),
+            segment_metric=Gauge(
+                "driftline_segment_metric",
+                "Realized performance per group of a segment key (model_version or a "
+                "configured key), groups capped by segments.max_groups.",
+                ["model", "segment", "group", "metric"],
+                registry=reg,
+            ),
+            segment_disparity=Gauge(
+                "driftline_segment_disparity",
+                "Disparity of a metric across a segment's groups (kind: difference = max - "
+                "min, ratio = min / max).",
+                ["model", "segment", "metric", "kind"],
+                registry=reg,
+            ),
+            fairness=Gauge(
+                "driftline_fairness",
+                "Fairness across a segment's groups (measure: demographic_parity_difference, "
+                "equalized_odds_difference).",
+                ["model", "segment", "measure"],
                 registry=reg,
             ),
             deliveries=Counter(

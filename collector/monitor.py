@@ -1,4 +1,9 @@
-"""One monitoring run of one model: window, drift, stored run, gauges, retraining webhook."""
+"""One monitoring run of one model: read the window, compute the `RunResult`, hand it on.
+
+The computation is `collector.run.compute_run` (pure); here are the consumers of its result:
+the store (the run, its features, the per-bucket performance history), the Prometheus
+gauges (`collector.export`) and the retraining webhook's outbox entry.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,6 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -18,19 +22,20 @@ from sqlalchemy.orm import Session, sessionmaker
 from alerts.clock import iso_z, utcnow
 from alerts.outbox import enqueue, in_cooldown
 from collector.config import ModelSettings
-from collector.errors import ReferenceDataError
+from collector.export import export_run
 from collector.metrics import Metrics
-from collector.reference import (
-    PREDICTION_COLUMN,
-    file_digest,
-    fit_model_profile,
-    model_schema,
-    read_table,
+from collector.reference import ModelReference, ReferenceLoader
+from collector.run import RunInput, RunResult, compute_run, prepare_labels
+from collector.store.models import Run
+from collector.store.results import (
+    add_run,
+    bucket_starts,
+    buckets,
+    last_bucket_update,
+    upsert_bucket,
 )
-from collector.run import detect_model_drift, drift_options
-from collector.store.models import FeatureResult, Reference, Run
-from collector.store.queries import find_reference, load_window
-from detectors import DriftOptions, DriftReport, ReferenceProfile
+from collector.store.window import Window, labelled_prediction_times, read_between, read_window
+from detectors import DriftOptions, ReferenceProfile
 from detectors.report import finite_or_none
 
 logger = logging.getLogger(__name__)
@@ -56,10 +61,30 @@ class RunSummary:
     drifted_features: tuple[str, ...]
     webhook_enqueued: bool
     error: str | None = None
+    result: RunResult | None = None
+
+
+def run_input(model: ModelSettings, window: Window) -> RunInput:
+    """The run's view of a stored window: configured features, segment keys, labels."""
+    features = window.features[[c for c in model.features if c in window.features.columns]]
+    segment_values: dict[str, list[Any]] = {}
+    for key in model.segments.by:
+        if key.startswith("tags."):
+            tag = key.removeprefix("tags.")
+            segment_values[key] = [t.get(tag) for t in window.tags]
+        elif key in window.features.columns:
+            segment_values[key] = window.features[key].tolist()
+    return RunInput(
+        features=features, predictions=window.predictions, labels=list(window.labels),
+        prediction_at=window.prediction_at, label_at=window.label_at,
+        versions=window.versions, segment_values=segment_values,
+        absent={k: v for k, v in window.absent.items() if k in model.features},
+        unknown_fields=window.unknown_fields,
+    )
 
 
 class ModelMonitor:
-    """Runs drift checks for one model; never two at once (a lock guards `run`)."""
+    """Runs the checks of one model; never two at once (a lock guards `run`)."""
 
     def __init__(
         self,
@@ -76,54 +101,22 @@ class ModelMonitor:
         self._max_features = max_features_exported
         self._clock = clock
         self._lock = threading.Lock()
-        self._profile: ReferenceProfile | None = None
-        self._reference_id: int | None = None
-
-    @property
-    def schema(self) -> dict[str, str]:
-        """Column kinds: the configured features, plus the prediction when it has a kind."""
-        return model_schema(self.model)
+        self._references = ReferenceLoader(model, session_factory, clock=clock)
+        self._buckets_since: datetime | None = None
 
     def options(self) -> DriftOptions:
         """Detector options from the model's drift settings."""
+        from collector.run import drift_options
+
         return drift_options(self.model)
 
-    # -- reference ------------------------------------------------------------------------------
+    def reference(self) -> ModelReference:
+        """The fitted reference (fitted once per reference content, then from memory)."""
+        return self._references.get()
+
     def profile(self) -> ReferenceProfile:
-        """The fitted reference profile: from memory, from the store, or fitted once and stored."""
-        if self._profile is not None:
-            return self._profile
-        path = Path(self.model.reference.path)
-        if not path.exists():
-            raise ReferenceDataError(f"model {self.model.name}: reference {path} does not exist")
-        fingerprint = file_digest(path)
-        with self._sessions.begin() as session:
-            stored = find_reference(session, self.model.name, fingerprint)
-            if stored is not None:
-                self._profile = ReferenceProfile.from_bytes(stored.profile)
-                self._reference_id = stored.id
-                return self._profile
-        try:
-            frame = read_table(path, self.model.reference.format)
-        except ReferenceDataError as exc:
-            raise ReferenceDataError(f"model {self.model.name}: reference {exc}") from exc
-        profile = fit_model_profile(self.model, frame, str(path))
-        with self._sessions.begin() as session:
-            row = Reference(
-                model=self.model.name,
-                fingerprint=fingerprint,
-                source=str(path),
-                n_rows=len(frame),
-                created_at=self._clock(),
-                profile=profile.to_bytes(),
-            )
-            session.add(row)
-            session.flush()
-            self._reference_id = row.id
-        logger.info("reference profile fitted",
-                    extra={"model": self.model.name, "rows": len(frame)})
-        self._profile = profile
-        return profile
+        """The fitted drift profile of the reference."""
+        return self.reference().profile
 
     # -- one run --------------------------------------------------------------------------------
     def run(self) -> RunSummary | None:
@@ -142,15 +135,16 @@ class ModelMonitor:
         run_id = uuid.uuid4().hex
         name = self.model.name
         try:
-            profile = self.profile()
+            reference = self.reference()
             with self._sessions() as session:
-                window = self.model.window
-                frame, first_at, last_at, version = load_window(
-                    session, name, now=started_at,
-                    last_events=window.last_events, last_seconds=window.last_seconds,
-                )
-            report = self._detect(profile, frame)
-            summary = self._store(run_id, started_at, report, first_at, last_at, version)
+                window = read_window(
+                    session, name, now=started_at, last_events=self.model.window.last_events,
+                    last_seconds=self.model.window.last_seconds,
+                    expected=list(self.model.features))
+            result = compute_run(self.model, reference, run_input(self.model, window))
+            summary = self._store(run_id, started_at, result, window)
+            self._update_buckets(reference, started_at)
+            export_run(self._metrics, result, max_features=self._max_features)
         except Exception as exc:  # a failed run is recorded, never kills the scheduler
             logger.exception("monitoring run failed", extra={"model": name})
             summary = self._store_failure(run_id, started_at, exc)
@@ -165,56 +159,107 @@ class ModelMonitor:
         })
         return summary
 
-    def _detect(self, profile: ReferenceProfile, frame: pd.DataFrame) -> DriftReport:
-        """Features decide the dataset verdict; the prediction column is reported beside them."""
-        return detect_model_drift(self.model, profile, frame, self.options())
-
-    def _store(
-        self,
-        run_id: str,
-        started_at: datetime,
-        report: DriftReport,
-        first_at: datetime | None,
-        last_at: datetime | None,
-        version: str | None,
-    ) -> RunSummary:
+    def _store(self, run_id: str, started_at: datetime, result: RunResult,
+               window: Window) -> RunSummary:
         name = self.model.name
-        status = report.status
-        features = {k: v for k, v in report.features.items() if k != PREDICTION_COLUMN}
-        drifted = tuple(k for k, v in features.items() if v.drifted)
-        dataset_drifted = bool(report.dataset_drifted) and status == "ok"
-        enqueued = False
         with self._sessions.begin() as session:
-            run = Run(
-                id=run_id, model=name, model_version=version, status=status,
-                started_at=started_at, finished_at=self._clock(),
-                window_start=first_at, window_end=last_at,
-                n_reference=report.n_reference, n_current=report.n_current,
-                share_drifted=finite_or_none(report.share_drifted), drift_share=report.drift_share,
-                dataset_drifted=dataset_drifted, reference_id=self._reference_id,
-                report=report.to_dict(),
-            )
-            session.add(run)
-            session.flush()
-            for feature, result in report.features.items():
-                session.add(FeatureResult(
-                    run_id=run_id, feature=feature, kind=result.kind, method=result.method,
-                    status=result.status, statistic=finite_or_none(result.statistic),
-                    p_value=finite_or_none(result.p_value), threshold=result.threshold,
-                    drifted=bool(result.drifted), effect_size=finite_or_none(result.effect_size),
-                    n_reference=result.n_reference, n_current=result.n_current,
-                ))
-            enqueued = self._maybe_enqueue(session, run, report, drifted)
-        self._export(report, dataset_drifted)
+            run = add_run(
+                session, run_id=run_id, model=name, version=window.main_version,
+                started_at=started_at, finished_at=self._clock(), window_start=window.first_at,
+                window_end=window.last_at, drift=result.drift,
+                dataset_drifted=result.dataset_drifted,
+                reference_id=self._references.reference_id, result=result.to_dict(),
+                n_labelled=result.window.n_labelled,
+                label_coverage=result.window.label_coverage)
+            enqueued = self._maybe_enqueue(session, run, result)
         return RunSummary(
-            run_id=run_id, model=name, status=status, n_current=report.n_current,
-            share_drifted=finite_or_none(report.share_drifted), dataset_drifted=dataset_drifted,
-            drifted_features=drifted, webhook_enqueued=enqueued,
+            run_id=run_id, model=name, status=result.status, n_current=result.drift.n_current,
+            share_drifted=finite_or_none(result.drift.share_drifted),
+            dataset_drifted=result.dataset_drifted, drifted_features=result.drifted_features,
+            webhook_enqueued=enqueued, result=result,
         )
 
-    def _maybe_enqueue(
-        self, session: Session, run: Run, report: DriftReport, drifted: tuple[str, ...]
-    ) -> bool:
+    def _update_buckets(self, reference: ModelReference, started_at: datetime) -> None:
+        """Recompute each bucket whose predictions got labels since the last update.
+
+        Late labels thus make "the accuracy of Tuesday's predictions" right once they land.
+        """
+        width = self.model.performance.bucket
+        name = self.model.name
+        with self._sessions() as session:
+            since = self._buckets_since or last_bucket_update(session, name, width)
+            times = labelled_prediction_times(session, name, since)
+        step = pd.Timedelta(width).to_pytimedelta()
+        for start in bucket_starts(times, width):
+            with self._sessions() as session:
+                events = read_between(session, name, start, start + step)
+            prepared = prepare_labels(self.model, reference, events.predictions,
+                                      list(events.labels), events.n)
+            with self._sessions.begin() as session:
+                upsert_bucket(session, model=name, bucket=width, start=start,
+                              n_predictions=events.n, report=prepared.performance(),
+                              updated_at=started_at)
+        self._buckets_since = started_at
+
+    def performance_history(self, bucket: str | None, limit: int) -> dict[str, Any]:
+        """Per-bucket realized performance, newest first (the HTTP API's answer).
+
+        Raises:
+            ValueError: `bucket` is not a positive duration.
+        """
+        configured = self.model.performance.bucket
+        width = configured if bucket is None else bucket
+        try:
+            step = pd.Timedelta(width)
+        except ValueError as exc:
+            raise ValueError(f"bucket must be a duration such as 1h or 1D, got {width!r}") from exc
+        if step <= pd.Timedelta(0):
+            raise ValueError(f"bucket must be positive, got {width!r}")
+        rows: list[dict[str, Any]] = []
+        if width == configured:
+            with self._sessions() as session:
+                for stored in buckets(session, self.model.name, width, limit=limit):
+                    rows.append({
+                        "start": iso_z(stored.bucket_start),
+                        "end": iso_z(stored.bucket_start + step.to_pytimedelta()),
+                        "n_predictions": stored.n_predictions, "n_labelled": stored.n_labelled,
+                        "label_coverage": stored.label_coverage, "status": stored.status,
+                        "metrics": (stored.metrics or {}).get("metrics"),
+                        "updated_at": iso_z(stored.updated_at)})
+        else:
+            rows = self._performance_on_demand(step, limit)
+        return {"model": self.model.name, "bucket": width, "buckets": rows}
+
+    def _performance_on_demand(self, step: pd.Timedelta, limit: int) -> list[dict[str, Any]]:
+        reference = self.reference()
+        now = self._clock()
+        end = pd.Timestamp(now).floor(step) + step
+        start = end - step * limit
+        with self._sessions() as session:
+            events = read_between(session, self.model.name, start.to_pydatetime(),
+                                  end.to_pydatetime())
+        if not events.n:
+            return []
+        floors = events.prediction_at.floor(step)
+        rows = []
+        for bucket_start in sorted(set(floors), reverse=True):
+            mask = (floors == bucket_start)
+            picked = [p for p, keep in zip(events.predictions, mask, strict=True) if keep]
+            labels = list(events.labels[mask])
+            report = prepare_labels(self.model, reference, picked, labels,
+                                    len(picked)).performance()
+            rows.append({
+                "start": iso_z(bucket_start.to_pydatetime()),
+                "end": iso_z((bucket_start + step).to_pydatetime()),
+                "n_predictions": len(picked),
+                "n_labelled": report.n_labelled if report is not None else 0,
+                "label_coverage": finite_or_none(report.label_coverage) if report else 0.0,
+                "status": report.status if report is not None else "no_labels",
+                "metrics": report.to_dict()["metrics"] if report is not None else None,
+                "updated_at": iso_z(now)})
+        return rows
+
+    def _maybe_enqueue(self, session: Session, run: Run, result: RunResult) -> bool:
         webhook = self.model.retraining_webhook
         if webhook is None or not run.dataset_drifted:
             return False
@@ -223,6 +268,7 @@ class ModelMonitor:
                        cooldown_seconds=webhook.cooldown_seconds, now=now):
             logger.info("drift webhook held back by cooldown", extra={"model": run.model})
             return False
+        features = result.drift.features
         payload: dict[str, Any] = {
             "type": DRIFT_EVENT_TYPE,
             "timestamp": iso_z(now),
@@ -239,14 +285,15 @@ class ModelMonitor:
                 "drifted_features": [
                     {
                         "name": feature,
-                        "kind": report.features[feature].kind,
-                        "method": report.features[feature].method,
-                        "statistic": finite_or_none(report.features[feature].statistic),
-                        "p_value": finite_or_none(report.features[feature].p_value),
-                        "threshold": report.features[feature].threshold,
-                        "effect_size": finite_or_none(report.features[feature].effect_size),
+                        "kind": features[feature].kind,
+                        "status": features[feature].status,
+                        "method": features[feature].method,
+                        "statistic": finite_or_none(features[feature].statistic),
+                        "p_value": finite_or_none(features[feature].p_value),
+                        "threshold": features[feature].threshold,
+                        "effect_size": finite_or_none(features[feature].effect_size),
                     }
-                    for feature in drifted
+                    for feature in result.drifted_features
                 ],
             },
         }
@@ -264,45 +311,8 @@ class ModelMonitor:
                     started_at=started_at, finished_at=self._clock(), window_start=None,
                     window_end=None, n_reference=0, n_current=0, share_drifted=None,
                     drift_share=self.model.drift.drift_share, dataset_drifted=False,
-                    reference_id=self._reference_id, error=message, report=None,
+                    reference_id=self._references.reference_id, error=message, report=None,
                 ))
         except Exception:
             logger.exception("failed run could not be stored", extra={"model": name})
         return RunSummary(run_id, name, "failed", 0, None, False, (), False, message)
-
-    def _export(self, report: DriftReport, dataset_drifted: bool) -> None:
-        m = self._metrics
-        name = self.model.name
-        m.window_events.labels(name).set(report.n_current)
-        if report.status != "ok":
-            return
-        exported = 0
-        for feature, result in report.features.items():
-            if result.status != "ok":
-                continue
-            statistic = finite_or_none(result.statistic)
-            if feature == PREDICTION_COLUMN:
-                m.prediction_drifted.labels(name).set(1 if result.drifted else 0)
-                if statistic is not None:
-                    m.prediction_statistic.labels(name, result.method).set(statistic)
-                continue
-            if exported >= self._max_features:
-                continue  # the cap bounds series per model (docs/metrics.md)
-            exported += 1
-            if statistic is not None:
-                m.feature_statistic.labels(name, feature, result.method).set(statistic)
-            p_value = finite_or_none(result.p_value)
-            if p_value is not None:
-                m.feature_p_value.labels(name, feature, result.method).set(p_value)
-            m.feature_drifted.labels(name, feature, result.method).set(1 if result.drifted else 0)
-        m.features_not_exported.labels(name).set(
-            max(sum(1 for k, r in report.features.items()
-                    if k != PREDICTION_COLUMN and r.status == "ok") - self._max_features, 0))
-        m.dataset_drifted.labels(name).set(1 if dataset_drifted else 0)
-        share = finite_or_none(report.share_drifted)
-        if share is not None:
-            m.share_drifted.labels(name).set(share)
-        features = [k for k in report.features if k != PREDICTION_COLUMN]
-        m.drifted_features.labels(name).set(
-            sum(1 for k in features if report.features[k].drifted)
-        )

@@ -102,6 +102,10 @@ class Run(Base):
     reference_id: Mapped[int | None] = mapped_column(ForeignKey("reference_profiles.id"))
     error: Mapped[str | None] = mapped_column(Text)
     report: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # The whole RunResult (performance, estimate, data quality, segments), issue 10.
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    n_labelled: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    label_coverage: Mapped[float | None] = mapped_column(Float, nullable=True)
 
     __table_args__ = (Index("ix_runs_model_started", "model", "started_at"),)
 
@@ -125,3 +129,27 @@ class FeatureResult(Base):
     n_current: Mapped[int] = mapped_column(Integer)
 
     __table_args__ = (Index("ix_feature_results_run", "run_id"),)
+
+
+class PerformanceBucket(Base):
+    """Realized performance of the predictions made in one bucket of time.
+
+    Recomputed whenever labels land for predictions of the bucket, so that "the accuracy
+    of Tuesday's predictions" becomes right once Tuesday's labels have arrived.
+    """
+
+    __tablename__ = "performance_buckets"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    model: Mapped[str] = mapped_column(String(200))
+    bucket: Mapped[str] = mapped_column(String(32))
+    bucket_start: Mapped[datetime] = mapped_column(UtcDateTime())
+    n_predictions: Mapped[int] = mapped_column(Integer)
+    n_labelled: Mapped[int] = mapped_column(Integer)
+    label_coverage: Mapped[float | None] = mapped_column(Float, nullable=True)
+    status: Mapped[str] = mapped_column(String(32))
+    metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+    __table_args__ = (
+        Index("ux_performance_buckets_key", "model", "bucket", "bucket_start", unique=True),
+    )

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-import pandas as pd
 from sqlalchemy import Insert, Table, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
@@ -90,41 +89,6 @@ def count_predictions(session: Session, model: str | None = None) -> int:
     if model is not None:
         query = query.where(Prediction.model == model)
     return int(session.execute(query).scalar_one())
-
-
-def load_window(
-    session: Session,
-    model: str,
-    *,
-    now: datetime,
-    last_events: int | None = None,
-    last_seconds: float | None = None,
-) -> tuple[pd.DataFrame, datetime | None, datetime | None, str | None]:
-    """The current window of a model as a frame of features plus a `prediction` column.
-
-    Returns:
-        (frame, first event time, last event time, most frequent model version).
-    """
-    columns = (Prediction.features, Prediction.prediction, Prediction.event_at,
-               Prediction.model_version)
-    query = select(*columns).where(Prediction.model == model)
-    if last_seconds is not None:
-        query = query.where(Prediction.event_at >= now - timedelta(seconds=last_seconds))
-        query = query.order_by(Prediction.id.desc())
-    else:
-        query = query.order_by(Prediction.id.desc()).limit(last_events or 1000)
-    # Newest first to apply the limit; the window itself is in arrival order.
-    rows = session.execute(query).all()[::-1]
-    if not rows:
-        return pd.DataFrame(), None, None, None
-    frame = pd.DataFrame.from_records([row.features for row in rows])
-    frame["prediction"] = [
-        row.prediction if not isinstance(row.prediction, list) else None for row in rows
-    ]
-    times = [row.event_at for row in rows]
-    versions = pd.Series([row.model_version for row in rows], dtype="object").dropna()
-    version = str(versions.mode().iloc[0]) if not versions.empty else None
-    return frame, min(times), max(times), version
 
 
 def find_reference(session: Session, model: str, fingerprint: str) -> Reference | None:

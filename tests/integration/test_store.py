@@ -13,8 +13,8 @@ from collector.store.queries import (
     count_predictions,
     insert_labels,
     insert_predictions,
-    load_window,
 )
+from collector.store.window import read_window
 
 pytestmark = pytest.mark.integration
 
@@ -71,16 +71,18 @@ def test_window_by_count_and_by_time(database_url: str) -> None:
         insert_predictions(session, [_prediction(1000 + i, "other") for i in range(10)],
                            datetime.now(UTC))
     with sessions() as session:
-        frame, first, last, version = load_window(session, "m", now=T0, last_events=100)
-        assert len(frame) == 100
-        assert sorted(frame["x"]) == [float(i) for i in range(200, 300)]
-        assert first == T0 + timedelta(seconds=200)
-        assert last == T0 + timedelta(seconds=299)
-        assert last.tzinfo is not None
-        assert version == "3"
-        frame, *_ = load_window(session, "m", now=T0 + timedelta(seconds=299), last_seconds=49.5)
-        assert sorted(frame["x"]) == [float(i) for i in range(250, 300)]
-        empty, first, last, version = load_window(session, "none", now=T0, last_events=10)
-        assert empty.empty
-        assert first is None
+        window = read_window(session, "m", now=T0, last_events=100)
+        assert window.n == 100
+        assert sorted(window.features["x"]) == [float(i) for i in range(200, 300)]
+        assert list(window.features["x"]) == sorted(window.features["x"])  # arrival order
+        assert window.first_at == T0 + timedelta(seconds=200)
+        assert window.last_at == T0 + timedelta(seconds=299)
+        assert window.last_at is not None
+        assert window.last_at.tzinfo is not None
+        assert window.main_version == "3"
+        window = read_window(session, "m", now=T0 + timedelta(seconds=299), last_seconds=49.5)
+        assert sorted(window.features["x"]) == [float(i) for i in range(250, 300)]
+        empty = read_window(session, "none", now=T0, last_events=10)
+        assert empty.n == 0
+        assert empty.first_at is None
     engine.dispose()
