@@ -111,7 +111,7 @@ def test_labels_join_whatever_their_order_and_buckets_follow_late_labels(
         from fastapi.testclient import TestClient
     client = TestClient(create_app(ApiContext(
         registry=Metrics.create().registry, session_factory=sessions,
-        readiness=lambda: {}, model_names=frozenset({"fraud"}),
+        readiness=dict, model_names=frozenset({"fraud"}),
         performance_history=lambda _name, bucket, limit: monitor.performance_history(
             bucket, limit))))
     before = {b["start"]: b for b in client.get("/v1/models/fraud/performance").json()["buckets"]}
