@@ -3,7 +3,7 @@
 NannyML runs in its own virtual environment, the benchmark's (bench/drift.py's
 `peer_python("nannyml")`, cached under .driftline/bench-venvs/nannyml; the first run
 creates it, which takes a couple of minutes and needs the package index). The script
-tests/integration/nannyml_cbpe_runner.py fits NannyML's CBPE on each reference with
+bench/nannyml_cbpe_runner.py fits NannyML's CBPE on each reference with
 chunks of 5000 rows, estimates the analysis set, and writes the data and NannyML's
 per-chunk results. Here our `CBPE` is fitted on the same reference and estimates each of
 the same chunks (the reference's own chunks too, which NannyML estimates in-sample);
@@ -43,7 +43,7 @@ from detectors.estimation import CBPE, METRICS
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
-RUNNER = Path(__file__).resolve().parent / "nannyml_cbpe_runner.py"
+RUNNER = Path(__file__).resolve().parents[2] / "bench" / "nannyml_cbpe_runner.py"
 TOLERANCE = 1e-6
 TIE_ORDER_TOLERANCE = 1e-4
 FIELDS = ("value", "sampling_error", "lower", "upper")

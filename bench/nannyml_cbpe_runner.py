@@ -1,6 +1,6 @@
 """NannyML 0.13.1's CBPE on its bundled synthetic datasets (run in NannyML's own venv).
 
-    <nannyml venv>/bin/python tests/integration/nannyml_cbpe_runner.py OUT_DIR
+    <nannyml venv>/bin/python bench/nannyml_cbpe_runner.py OUT_DIR
 
 Imports nothing of driftline: this script runs in the interpreter that
 bench/drift.py's `peer_python("nannyml")` creates. For each case it writes
