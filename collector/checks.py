@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+import pandas as pd
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
@@ -79,6 +80,31 @@ def check_model(model: ModelSettings, index: int) -> list[Problem]:
                 "error", where,
                 f"feature {feature!r} is declared numeric but its column in {path} holds "
                 "text; declare it categorical or fix the file"))
+    problems.extend(_check_performance(model, frame, where))
+    return problems
+
+
+def _check_performance(model: ModelSettings, frame: pd.DataFrame, where: str) -> list[Problem]:
+    """The reference columns performance and its estimate read (warnings: drift still runs)."""
+    perf = model.performance
+    problems = []
+    wants_labels = model.label is not None or "performance" in model.model_fields_set
+    if wants_labels and perf.reference_target not in frame.columns:
+        problems.append(Problem(
+            "warning", where, f"no label column {perf.reference_target!r} in the reference: "
+            "no reference performance and no performance estimate (set "
+            "performance.reference_target)"))
+    named = list((perf.reference_scores or {}).values())
+    if perf.reference_score:
+        named.append(perf.reference_score)
+    for column in named:
+        if column not in frame.columns:
+            problems.append(Problem("error", where, f"performance names the score column "
+                                                    f"{column!r}, which the reference lacks"))
+    for key in model.segments.by:
+        if not key.startswith("tags.") and key not in frame.columns:
+            problems.append(Problem("error", where, f"segments.by names {key!r}, which the "
+                                                    "reference lacks"))
     return problems
 
 

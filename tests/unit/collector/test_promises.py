@@ -385,3 +385,15 @@ def test_config_cli_and_docs_take_one_list_of_methods() -> None:
         DriftSettings(categorical_method=name)
     with pytest.raises(ValueError, match="cannot be used for numeric"):
         DriftSettings(numeric_method="chisquare")
+
+
+def test_check_config_reads_the_performance_columns(
+        good_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = GOOD + "    label: categorical\n"
+    assert _check(good_dir, text) == 0
+    assert "no label column 'label' in the reference" in capsys.readouterr().err
+    text = GOOD + "    performance: {reference_score: p_fraud}\n"
+    assert _check(good_dir, text) == 2
+    assert "names the score column 'p_fraud'" in capsys.readouterr().err
+    assert _check(good_dir, GOOD + "    segments: {by: [region]}\n") == 2
+    assert "neither a feature nor tags.<name>" in _one_line(capsys)
