@@ -17,12 +17,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, or_, select, true, update
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql.elements import ColumnElement
 
 from alerts.channels.base import Channel
 from alerts.clock import utcnow
 from alerts.errors import DeliveryError
+from alerts.message import Message
 from alerts.outbox import Delivery, DeliveryStatus
 
 logger = logging.getLogger(__name__)
@@ -71,6 +73,7 @@ class RetryPolicy:
 class _Claimed:
     id: str
     channel: str
+    event_type: str
     payload: str
     attempts: int
 
@@ -99,29 +102,34 @@ class Dispatcher:
         self._batch = batch_size
         self._rng = rng or random.Random()
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
-        """Start the sending thread."""
-        if self._thread is not None:
+        """Start one sending thread per channel (and one for deliveries to unknown channels).
+
+        A channel whose receiver is slow or down then delays only its own deliveries.
+        """
+        if self._threads:
             return
         self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="driftline-dispatcher",
-                                        daemon=True)
-        self._thread.start()
+        for channel in [*self._channels, None]:
+            thread = threading.Thread(target=self._loop, args=(channel,), daemon=True,
+                                      name=f"driftline-dispatcher-{channel or 'other'}")
+            thread.start()
+            self._threads.append(thread)
 
     def stop(self, timeout_seconds: float = 10.0) -> None:
-        """Stop after the attempt in progress (if any)."""
+        """Stop after the attempts in progress (if any)."""
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=timeout_seconds)
-            self._thread = None
+        for thread in self._threads:
+            thread.join(timeout=timeout_seconds)
+        self._threads = []
 
-    def _loop(self) -> None:
+    def _loop(self, channel: str | None) -> None:
         while not self._stop.is_set():
             try:
-                sent = self.run_once()
+                sent = self.run_once(channel, unconfigured=channel is None)
             except Exception:  # the store may be briefly unreachable; try again next tick
                 logger.warning("dispatcher pass failed", exc_info=True)
                 sent = 0
@@ -136,25 +144,38 @@ class Dispatcher:
                 Delivery.status == DeliveryStatus.PENDING.value)
             return int(session.execute(query).scalar_one())
 
-    def run_once(self) -> int:
-        """Send every delivery due now (up to the batch size); returns how many were tried."""
-        claimed = self._claim()
+    def run_once(self, channel: str | None = None, *, unconfigured: bool = False) -> int:
+        """Send the deliveries due now, up to the batch size; returns how many were tried.
+
+        Those of `channel` only when given; with `unconfigured`, those of channels this
+        dispatcher has no sender for (they fail with a retryable error until one exists).
+        """
+        claimed = self._claim(channel, unconfigured=unconfigured)
         for delivery in claimed:
-            if self._stop.is_set() and self._thread is not None:
+            if self._stop.is_set() and self._threads:
                 break
             self._attempt(delivery)
         return len(claimed)
 
-    def _claim(self) -> list[_Claimed]:
+    def _claim(self, channel: str | None = None, *, unconfigured: bool = False
+               ) -> list[_Claimed]:
         now = self._clock()
         lease_end = now + timedelta(seconds=self.policy.lease_seconds)
         due = (Delivery.status == DeliveryStatus.PENDING.value) & (Delivery.next_attempt_at <= now)
         free = or_(Delivery.claimed_until.is_(None), Delivery.claimed_until < now)
+        mine: ColumnElement[bool]
+        if unconfigured:
+            mine = Delivery.channel.not_in(list(self._channels))
+        elif channel is not None:
+            mine = Delivery.channel == channel
+        else:
+            mine = true()
         claimed: list[_Claimed] = []
         with self._sessions.begin() as session:
             candidates = session.execute(
-                select(Delivery.id, Delivery.channel, Delivery.payload, Delivery.attempts)
-                .where(due, free).order_by(Delivery.next_attempt_at).limit(self._batch)
+                select(Delivery.id, Delivery.channel, Delivery.event_type, Delivery.payload,
+                       Delivery.attempts)
+                .where(due, free, mine).order_by(Delivery.next_attempt_at).limit(self._batch)
             ).all()
             for row in candidates:
                 # The conditional update is the claim: only one claimant sees rowcount 1.
@@ -164,7 +185,8 @@ class Dispatcher:
                     .execution_options(synchronize_session=False)
                 )
                 if result.rowcount == 1:  # type: ignore[attr-defined]
-                    claimed.append(_Claimed(row.id, row.channel, row.payload, row.attempts))
+                    claimed.append(_Claimed(row.id, row.channel, row.event_type, row.payload,
+                                            row.attempts))
         return claimed
 
     def _attempt(self, claimed: _Claimed) -> None:
@@ -173,7 +195,9 @@ class Dispatcher:
         if channel is None:
             error = DeliveryError(f"channel {claimed.channel!r} is not configured", retryable=True)
         else:
-            attempt = Delivery(id=claimed.id, channel=claimed.channel, payload=claimed.payload)
+            attempt = Message(id=claimed.id, channel=claimed.channel,
+                              event_type=claimed.event_type, payload=claimed.payload,
+                              attempt=claimed.attempts + 1)
             try:
                 channel.send(attempt)
             except DeliveryError as exc:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from alerts.outbox import Delivery
+from alerts.message import Message
 
 
 class Channel(Protocol):
@@ -12,5 +12,5 @@ class Channel(Protocol):
 
     name: str
 
-    def send(self, delivery: Delivery) -> None:
+    def send(self, message: Message) -> None:
         """Make one attempt."""

@@ -10,7 +10,7 @@ import httpx
 
 from alerts.clock import utcnow
 from alerts.errors import DeliveryError
-from alerts.outbox import Delivery
+from alerts.message import Message
 from alerts.signing import sign_headers
 
 
@@ -74,11 +74,11 @@ class WebhookChannel:
         self._clock = clock
         self._client = client or httpx.Client(timeout=timeout_seconds, follow_redirects=False)
 
-    def send(self, delivery: Delivery) -> None:
+    def send(self, message: Message) -> None:
         """One attempt: sign with the attempt's time, POST, classify the outcome."""
         now = self._clock()
-        body = delivery.body
-        headers = sign_headers(delivery.id, now, body, self._secret)
+        body = message.body
+        headers = sign_headers(message.id, now, body, self._secret)
         headers["content-type"] = "application/json"
         headers["user-agent"] = "driftline-webhook/1"
         try:
@@ -93,12 +93,12 @@ class WebhookChannel:
             return
         retry_after = parse_retry_after(response.headers.get("retry-after"), now)
         retryable = code >= 500 or code == 429 or code in _TEMPORARY_REDIRECTS
-        message = f"{self.url} answered {code}"
+        problem = f"{self.url} answered {code}"
         if 300 <= code < 400:
             location = response.headers.get("location", "(no location)")
-            message += (f", a redirect to {location} (not followed: point the webhook at "
+            problem += (f", a redirect to {location} (not followed: point the webhook at "
                         "its final address)")
-        raise DeliveryError(message, retryable=retryable, retry_after_seconds=retry_after,
+        raise DeliveryError(problem, retryable=retryable, retry_after_seconds=retry_after,
                             status_code=code)
 
     def close(self) -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 import random
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,6 +17,7 @@ from standardwebhooks import Webhook
 
 from alerts import Delivery, DeliveryError, Dispatcher, RetryPolicy, enqueue, in_cooldown
 from alerts.channels.webhook import WebhookChannel
+from alerts.message import Message
 from alerts.outbox import metadata
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -96,7 +98,7 @@ def test_webhook_classifies_answers(code: int, headers: dict[str, str], retryabl
     try:
         channel = WebhookChannel(receiver.url, secret=SECRET)
         with pytest.raises(DeliveryError) as caught:
-            channel.send(Delivery(id="msg_1", payload="{}"))
+            channel.send(Message(id="msg_1", channel="c", event_type="t", payload="{}"))
         assert caught.value.retryable is retryable
         assert caught.value.status_code == code
         assert caught.value.retry_after_seconds == retry_after
@@ -113,7 +115,7 @@ def test_refused_connection_is_retryable() -> None:
         port = s.getsockname()[1]
     channel = WebhookChannel(f"http://127.0.0.1:{port}/", secret=SECRET)
     with pytest.raises(DeliveryError, match="cannot reach") as caught:
-        channel.send(Delivery(id="msg_1", payload="{}"))
+        channel.send(Message(id="msg_1", channel="c", event_type="t", payload="{}"))
     assert caught.value.retryable
 
 
@@ -121,7 +123,8 @@ def test_signature_verifies_with_the_standard_webhooks_package() -> None:
     receiver = Receiver(lambda _n: (204, {}))
     try:
         WebhookChannel(receiver.url, secret=SECRET).send(
-            Delivery(id="msg_abc", payload='{"type":"model.drift_detected"}'))
+            Message(id="msg_abc", channel="c", event_type="t",
+                    payload='{"type":"model.drift_detected"}'))
         headers, body = receiver.seen[0]
         assert Webhook(SECRET).verify(body, headers) == {"type": "model.drift_detected"}
         assert headers["webhook-id"] == "msg_abc"
@@ -218,3 +221,39 @@ def test_policy_validation() -> None:
         RetryPolicy(base_seconds=0)
     with pytest.raises(ValueError, match="max_attempts"):
         RetryPolicy(max_attempts=0)
+
+
+def test_a_dead_channel_does_not_delay_another(sessions: sessionmaker[Session]) -> None:
+    """Each channel has its own sending thread: a receiver that hangs holds up only itself."""
+    release = threading.Event()
+    sent: list[str] = []
+
+    class Hanging:
+        name = "slow"
+
+        def send(self, message: Message) -> None:
+            release.wait(10)
+
+    class Quick:
+        name = "quick"
+
+        def send(self, message: Message) -> None:
+            sent.append(message.id)
+
+    now = datetime.now(UTC)
+    with sessions.begin() as session:
+        enqueue(session, channel="slow", event_type="t", model="m", run_id=None,
+                payload={}, now=now)
+        quick = enqueue(session, channel="quick", event_type="t", model="m", run_id=None,
+                        payload={}, now=now).id
+    dispatcher = Dispatcher(sessions, {"slow": Hanging(), "quick": Quick()},
+                            poll_interval_seconds=0.05)
+    dispatcher.start()
+    try:
+        deadline = time.monotonic() + 5
+        while not sent and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert sent == [quick]
+    finally:
+        release.set()
+        dispatcher.stop()
