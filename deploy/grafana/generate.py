@@ -14,8 +14,9 @@ OUT = Path(__file__).with_name("dashboards")
 RATE = "$__rate_interval"
 
 
-def _target(expr: str, legend: str = "", instant: bool = False) -> dict[str, Any]:
-    return {"datasource": DATASOURCE, "expr": expr, "legendFormat": legend, "refId": "A",
+def _target(expr: str, legend: str = "", instant: bool = False,
+            ref_id: str = "A") -> dict[str, Any]:
+    return {"datasource": DATASOURCE, "expr": expr, "legendFormat": legend, "refId": ref_id,
             "instant": instant, "range": not instant}
 
 
@@ -32,6 +33,47 @@ def panel(kind: str, title: str, expr: str, *, legend: str = "", unit: str = "sh
     }
     body.update(extra or {})
     return body
+
+
+def with_queries(body: dict[str, Any], *queries: tuple[str, str]) -> dict[str, Any]:
+    """Add queries (expression, legend) after a panel's first, as refIds B, C, ..."""
+    instant = body["targets"][0]["instant"]
+    for number, (expr, legend) in enumerate(queries, start=1):
+        body["targets"].append(_target(expr, legend, instant, chr(ord("A") + number)))
+    return body
+
+
+def _override(name: str, color: str, properties: dict[str, Any]) -> dict[str, Any]:
+    """A fixed color and field properties for the series whose display name (legend) is `name`."""
+    return {"matcher": {"id": "byName", "options": name},
+            "properties": [{"id": "color", "value": {"mode": "fixed", "fixedColor": color}},
+                           *({"id": key, "value": value} for key, value in properties.items())]}
+
+
+def estimate_panel(metric: str, title: str) -> dict[str, Any]:
+    """Realized `metric` against its CBPE estimate, the estimate's band and the reference."""
+    where = f'model="$model", metric="{metric}"'
+    body = panel(
+        "timeseries", title, f"driftline_performance_metric{{{where}}}", legend="realized",
+        width=8, description="Realized: over the window's labelled predictions. Estimated: CBPE, "
+        "without labels; the band is the estimate +- 3 standard errors. Reference: the model on "
+        "its reference dataset.",
+        extra={"fieldConfig": {"defaults": {"unit": "short", "decimals": 3}, "overrides": [
+            _override("realized", "green", {}),
+            _override("estimated", "blue", {}),
+            _override("band upper", "blue", {"custom.lineWidth": 0, "custom.fillOpacity": 20,
+                                             "custom.fillBelowTo": "band lower"}),
+            _override("band lower", "blue", {"custom.lineWidth": 0, "custom.hideFrom": {
+                "legend": True, "tooltip": False, "viz": False}}),
+            _override("reference", "text", {"custom.lineStyle": {"fill": "dash",
+                                                                 "dash": [10, 10]}}),
+        ]}})
+    return with_queries(
+        body,
+        (f"driftline_performance_estimated{{{where}}}", "estimated"),
+        (f"driftline_performance_estimated_upper{{{where}}}", "band upper"),
+        (f"driftline_performance_estimated_lower{{{where}}}", "band lower"),
+        (f"driftline_performance_reference{{{where}}}", "reference"))
 
 
 def layout(panels: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -130,6 +172,44 @@ MODEL = dashboard("driftline-model", "driftline / Model", [
           legend="{{status}}"),
     panel("timeseries", "Events in the window",
           'driftline_monitor_window_events{model="$model"}', legend="window"),
+    panel("timeseries", "Realized performance, every metric",
+          'driftline_performance_metric{model="$model"}', legend="{{metric}}",
+          description="Classification: accuracy, precision, recall, f1, roc_auc, ... ; "
+          "regression: mae, rmse, r2, ... (docs/metrics.md)."),
+    estimate_panel("roc_auc", "ROC AUC: realized vs estimated"),
+    estimate_panel("f1", "F1: realized vs estimated"),
+    estimate_panel("accuracy", "Accuracy: realized vs estimated"),
+    panel("timeseries", "Label coverage", 'driftline_labels_coverage_ratio{model="$model"}',
+          legend="labelled share", unit="percentunit", width=8),
+    panel("timeseries", "Label delay", 'driftline_labels_delay_seconds{model="$model"}',
+          legend="quantile {{quantile}}", unit="s", width=8,
+          description="Label time minus prediction time over the window's labelled predictions."),
+    panel("timeseries", "Labelled predictions in the window",
+          'driftline_labels_labelled_events{model="$model"}', legend="labelled", width=8),
+    panel("timeseries", "Data quality: worst feature per check",
+          'max by (check) (driftline_quality_feature_share_ratio{model="$model"})',
+          legend="{{check}}", unit="percentunit"),
+    with_queries(
+        panel("timeseries", "Data quality: breaches, unknown fields, missing features",
+              'driftline_quality_breaches{model="$model"}', legend="breaches"),
+        ('driftline_quality_unknown_fields{model="$model"}', "unknown fields"),
+        ('driftline_quality_missing_features{model="$model"}', "missing features")),
+    panel("table", "Data quality per feature (last run)",
+          'sort_desc(driftline_quality_feature_share_ratio{model="$model"})',
+          legend="{{feature}} {{check}}", unit="percentunit", width=24,
+          description="Share of the window's events per feature and check, worst first."),
+    panel("timeseries", "Realized performance per model version",
+          'driftline_segment_metric{model="$model", segment="model_version", '
+          'group=~"$version", metric=~"accuracy|f1|roc_auc|mae|rmse|r2"}',
+          legend="v{{group}} {{metric}}", width=8,
+          description="Exported while the window holds more than one version."),
+    panel("timeseries", "Segment disparity (max - min across groups)",
+          'driftline_segment_disparity{model="$model", kind="difference"}',
+          legend="{{segment}}: {{metric}}", width=8),
+    panel("timeseries", "Fairness across segment groups", 'driftline_fairness{model="$model"}',
+          legend="{{segment}}: {{measure}}", width=8,
+          description="Binary classification: demographic parity difference and equalized "
+          "odds difference (fairlearn's definitions; detectors/segments.py)."),
 ], [MODEL_ONE, VERSION])
 
 PIPELINE = dashboard("driftline-pipeline", "driftline / Pipeline health", [
