@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -27,6 +27,7 @@ from detectors.report_html.distributions import (
     numeric_histogram,
 )
 from detectors.report_html.labels import format_number, is_drifted, status_label
+from detectors.report_html.run_sections import run_sections
 from detectors.report_html.style import CSS
 from detectors.report_html.svg import bars_svg, histogram_svg
 
@@ -266,13 +267,18 @@ def _rows(blocks: Iterable[str]) -> str:
     return head + "".join(blocks)
 
 
-def render_html(report: DriftReport, profile: ReferenceProfile, current: pd.DataFrame) -> str:
+def render_html(report: DriftReport, profile: ReferenceProfile, current: pd.DataFrame, *,
+                extras: Mapping[str, Any] | None = None) -> str:
     """A self-contained HTML page: the summary, then every feature with its plot.
 
     Args:
         report: The drift report to show.
         profile: The reference profile the report was computed against.
         current: The window the report was computed on (its columns are drawn).
+        extras: A run's other results as their JSON objects, drawn between the summary
+            and the features when present: `performance`, `reference_performance`,
+            `estimated_performance`, `data_quality` and `segments` (a list), as
+            `driftline analyze --format json` prints them.
 
     Returns:
         The page, starting with `<!doctype html>`; no script, no external resource.
@@ -302,5 +308,6 @@ def render_html(report: DriftReport, profile: ReferenceProfile, current: pd.Data
         "content=\"default-src 'none'; style-src 'unsafe-inline'\">"
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>driftline drift report: {title}</title><style>{CSS}</style></head><body>"
-        f"{_summary(report, ordered)}<main>{body}</main></body></html>\n"
+        f"{_summary(report, ordered)}{run_sections(extras or {})}<main>{body}</main>"
+        "</body></html>\n"
     )

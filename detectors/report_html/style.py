@@ -45,4 +45,14 @@ table.stats{{margin:2px 0 6px}}
 .plot text{{font-size:11px;fill:#444}}.plot .xt,.plot .xl,.plot .yl{{text-anchor:middle}}
 .plot .yt,.plot .yh{{text-anchor:end}}.plot .xl,.plot .yl,.plot .yh{{fill:#222;font-weight:600}}
 .plot .other{{font-style:italic}}.plot .new{{fill:#b35900}}
+h3{{font-size:15px;margin:14px 0 4px}}section.run{{border-bottom:1px solid #bbb;padding-bottom:8px}}
+table.metrics td,table.quality td,table.cm td{{font-variant-numeric:tabular-nums}}
+table.metrics td+td,table.quality td+td+td+td,table.cm td+td{{text-align:right}}
+table.metrics th+th,table.quality th+th+th+th,table.cm th+th{{text-align:right}}
+table.cm td,table.cm th{{padding:1px 8px;border:1px solid #e4e4e4}}
+.cms{{display:flex;flex-wrap:wrap;gap:4px 32px}}.cm p{{margin:8px 0 2px;color:#444}}
+.bad{{color:#a61b1b;font-weight:600}}
+svg.band{{vertical-align:middle}}.band .track{{stroke:#bbb}}
+.band .range{{fill:{CURRENT_COLOR}55}}.band .est{{stroke:{CURRENT_COLOR};stroke-width:2}}
+.band .cur{{fill:#222}}
 """.strip()
