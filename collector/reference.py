@@ -208,6 +208,11 @@ class ModelReference:
 def _reference_scores(model: ModelSettings, frame: pd.DataFrame, classes: tuple[Any, ...],
                       notes: list[str]) -> np.ndarray[Any, np.dtype[np.float64]] | None:
     perf = model.performance
+    if perf.prediction_type == "class":
+        # A 0/1 class column would pass for a score: read it as the class it is.
+        notes.append("prediction_type is class: the reference's prediction is a class, "
+                     "not a score: no performance estimate")
+        return None
     if perf.reference_scores:
         by_key = {class_key(c): c for c in classes}
         missing = [c for c in perf.reference_scores.values() if c not in frame.columns]
