@@ -1,8 +1,16 @@
-"""`driftline analyze`: the drift report of two files, with no service at all.
+"""`driftline analyze`: a run's whole result on two files, with no service at all.
 
-With `--config` and `--model` it computes exactly what the service's run of that model
-computes on the same window (`collector.run.detect_model_drift`): same features, same
-prediction handling, same options.
+The reference and current files become a model's settings and a run's input
+(`collector.analyze_input`), and `collector.run.compute_run` computes the `RunResult` the
+service computes: drift, data quality, realized performance when the current file has
+labels, the reference's performance, estimated performance (CBPE) when a classifier's
+scores are given, and performance per segment. With `--config` and `--model` it is
+exactly the service's run of that model on the same window.
+
+The JSON is `RunResult.to_dict()`: the drift report's keys (`driftline.drift-report/v1`)
+at the top level, with `performance` (null without labels), `reference_performance`,
+`estimated_performance` (classification with scores only), `data_quality` and
+`segments` (a list, one entry per segment column) beside them.
 """
 
 from __future__ import annotations
@@ -13,148 +21,134 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
+from collector.analyze_input import Analysis, AnalyzeInputError, flag_names, prepare
+from collector.errors import ConfigError
+from collector.run import RunResult, compute_run
+from detectors import DetectorError
 
-from collector.config import ModelSettings
-from collector.errors import CollectorError, ConfigError, ReferenceDataError
-from collector.reference import fit_model_profile, read_table
-from collector.run import detect_model_drift
-from detectors import DetectorError, DriftOptions, DriftReport, ReferenceProfile, detect_drift
+__all__ = ["AnalyzeInputError", "build_run", "run_analyze", "run_to_text"]
 
 EXIT_OK, EXIT_DRIFT, EXIT_USAGE = 0, 1, 2
+RUN_SECTIONS = ("performance", "reference_performance", "estimated_performance",
+                "data_quality", "segments")
+# The metrics the text summary shows, in this order, when the reports have them.
+_TEXT_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc", "average_precision",
+                 "log_loss", "brier", "mae", "rmse", "mape", "r2", "mean_error")
 
 
-class AnalyzeInputError(CollectorError):
-    """The files or options given to `driftline analyze` cannot be used."""
+def build_run(args: argparse.Namespace) -> tuple[RunResult, Analysis]:
+    """The run of the files and flags in `args`, and what it was computed on.
 
-
-def _read(path_text: str, role: str, file_format: Any = "auto") -> pd.DataFrame:
+    Raises:
+        AnalyzeInputError: A file, flag, column or value cannot be used (one line).
+        ConfigError: `--config` cannot be read or names no such model.
+    """
+    analysis = prepare(args)
     try:
-        return read_table(Path(path_text), file_format)
-    except ReferenceDataError as exc:
-        raise AnalyzeInputError(f"--{role}: {exc}") from exc
-
-
-def _model(args: argparse.Namespace) -> ModelSettings | None:
-    if args.config is None:
-        if args.model is not None:
-            raise AnalyzeInputError("--model needs --config (the file that declares it)")
-        return None
-    from collector.config import load_settings
-
-    settings = load_settings(args.config)
-    if args.model is None:
-        if len(settings.models) != 1:
-            raise ConfigError(f"{args.config}: name the model with --model (it has "
-                              f"{len(settings.models)}: "
-                              f"{', '.join(m.name for m in settings.models)})")
-        return settings.models[0]
-    return settings.model(args.model)
-
-
-def _options(args: argparse.Namespace, model: ModelSettings | None) -> DriftOptions:
-    """The model's drift settings (or the defaults), overridden by the flags given."""
-    kwargs: dict[str, Any] = {}
-    if model is not None:
-        drift = model.drift
-        kwargs = {
-            "numeric_method": drift.numeric_method,
-            "categorical_method": drift.categorical_method,
-            "methods": dict(drift.methods),
-            "p_value_threshold": drift.p_value_threshold,
-            "distance_threshold": drift.distance_threshold,
-            "threshold": drift.threshold,
-            "thresholds": dict(drift.thresholds),
-            "drift_share": drift.drift_share,
-            "min_samples": drift.min_samples,
-            "correction": drift.correction,
-            "min_effect_size": drift.min_effect_size,
-        }
-    flags = {
-        "numeric_method": args.numeric_method,
-        "categorical_method": args.categorical_method,
-        "p_value_threshold": args.p_value_threshold,
-        "distance_threshold": args.distance_threshold,
-        "threshold": args.threshold,
-        "drift_share": args.drift_share,
-        "min_samples": args.min_samples,
-    }
-    kwargs.update({k: v for k, v in flags.items() if v is not None})
-    try:
-        return DriftOptions(**kwargs)
+        result = compute_run(analysis.model, analysis.reference, analysis.data)
     except DetectorError as exc:
-        raise AnalyzeInputError(_flag_names(str(exc))) from exc
+        raise AnalyzeInputError(flag_names(str(exc))) from exc
+    return result, analysis
 
 
-def _flag_names(message: str) -> str:
-    """Name the options as the command line spells them."""
-    for option in ("p_value_threshold", "distance_threshold", "drift_share", "min_samples",
-                   "threshold"):
-        if message.startswith(option):
-            return "--" + option.replace("_", "-") + message[len(option):]
-    return message
+def _number(value: Any) -> str:
+    from detectors.report_html.labels import format_number
+
+    return format_number(value) if isinstance(value, int | float) else "-"
 
 
-def build_report(args: argparse.Namespace) -> tuple[DriftReport, ReferenceProfile, pd.DataFrame]:
-    """Fit the reference and compare the current file; returns (report, profile, current)."""
-    model = _model(args)
-    options = _options(args, model)
-    if args.reference is not None:
-        reference = _read(args.reference, "reference")
-        source = args.reference
-    elif model is not None:
-        reference = _read(str(model.reference.path), "reference", model.reference.format)
-        source = str(model.reference.path)
-    else:
-        raise AnalyzeInputError("give --reference (or --config, whose model names its reference)")
-    current = _read(args.current, "current")
-    reference.columns = [str(c) for c in reference.columns]
-    current.columns = [str(c) for c in current.columns]
-    columns = list(reference.columns) if model is None else list(model.features)
-    if args.columns:
-        wanted = [c.strip() for c in args.columns.split(",") if c.strip()]
-        unknown = [c for c in wanted if c not in reference.columns]
-        if unknown:
-            raise AnalyzeInputError(f"--columns: {unknown} not in the reference")
-        columns = wanted if model is None else [c for c in columns if c in wanted]
-    if not set(columns) & set(current.columns):
-        raise AnalyzeInputError(
-            f"the current file has none of the columns to compare ({', '.join(columns[:10])}"
-            f"{', ...' if len(columns) > 10 else ''}): the files share no columns to compare"
-        )
-    try:
-        if model is not None:
-            if args.columns:
-                model = model.model_copy(update={
-                    "features": {c: k for c, k in model.features.items() if c in columns}})
-            profile = fit_model_profile(model, reference, source)
-            report = detect_model_drift(model, profile, current, options)
-        else:
-            profile = ReferenceProfile.fit(reference[columns])
-            report = detect_drift(profile, current[[c for c in columns if c in current]],
-                                  options)
-    except ReferenceDataError as exc:
-        raise AnalyzeInputError(str(exc)) from exc
-    except DetectorError as exc:
-        raise AnalyzeInputError(_flag_names(str(exc))) from exc
-    return report, profile, current
+def _width(side: str) -> int:
+    return 28 if side.startswith("estimated") else 12
+
+
+def _performance_lines(run: dict[str, Any]) -> list[str]:
+    current, reference = run["performance"], run["reference_performance"]
+    estimated = run["estimated_performance"]
+    sides = [(name, part["metrics"]) for name, part in (
+        ("current", current), ("reference", reference)) if part is not None]
+    if estimated is not None:
+        sides.append(("estimated (CBPE)", estimated["metrics"]))
+    if not sides:
+        return []
+    counts = []
+    if current is not None:
+        counts.append(f"{current['n_labelled']:,} of {current['n_total']:,} current rows "
+                      "labelled")
+    if reference is not None:
+        counts.append(f"reference {reference['n_labelled']:,} labelled rows")
+    lines = ["", "performance" + (f" ({'; '.join(counts)})" if counts else ""),
+             f"{'metric':<18}" + "".join(f"{name:>{_width(name)}}" for name, _ in sides)]
+    for metric in _TEXT_METRICS:
+        cells = [values.get(metric) for _, values in sides]
+        if all(cell is None for cell in cells):
+            continue
+        text = []
+        for (name, _), cell in zip(sides, cells, strict=True):
+            if isinstance(cell, dict):  # an estimate: value [lower, upper]
+                cell = (f"{_number(cell['value'])} [{_number(cell['lower'])}, "
+                        f"{_number(cell['upper'])}]")
+            text.append(f"{cell if isinstance(cell, str) else _number(cell):>{_width(name)}}")
+        lines.append(f"{metric:<18}" + "".join(text))
+    return lines
+
+
+def _quality_line(quality: dict[str, Any] | None) -> list[str]:
+    if quality is None:
+        return []
+    breaches = [f"{b['feature']} {b['check']} {_number(b['value'])} > {_number(b['threshold'])}"
+                for b in quality["breaches"]]
+    text = (f"{len(breaches)} breach{'es' if len(breaches) != 1 else ''}: "
+            + "; ".join(breaches[:5]) + (" ..." if len(breaches) > 5 else "")
+            if breaches else f"ok ({len(quality['features'])} features checked)")
+    for key in ("unknown_columns", "missing_columns"):
+        if quality[key]:
+            text += f"; {key.replace('_', ' ')}: {', '.join(quality[key][:10])}"
+    return ["", f"data quality: {text}"]
+
+
+def _segment_lines(segments: list[dict[str, Any]]) -> list[str]:
+    lines = []
+    for segment in segments:
+        groups = ", ".join(f"{name} {group['n']:,}" for name, group in segment["groups"].items())
+        spread = segment["disparity"]
+        gaps = [f"{name} difference {_number(spread[name]['difference'])}"
+                for name in ("accuracy", "f1", "mae") if name in spread]
+        gaps += [f"{name.replace('_', ' ')} {_number(spread[name])}"
+                 for name in ("demographic_parity_difference", "equalized_odds_difference")
+                 if spread.get(name) is not None]
+        lines.append(f"segment {segment['by']}: {groups}"
+                     + (f"; {', '.join(gaps)}" if gaps else ""))
+    return ["", *lines] if lines else []
+
+
+def run_to_text(result: RunResult) -> str:
+    """The drift table, then short performance, estimate, data-quality and segment lines."""
+    from detectors import report_to_text
+
+    run = result.to_dict()
+    lines = [report_to_text(result.drift), *_performance_lines(run),
+             *_quality_line(run["data_quality"]), *_segment_lines(run["segments"])]
+    lines += [f"note: {note}" for note in run["notes"]]
+    return "\n".join(lines)
 
 
 def run_analyze(args: argparse.Namespace) -> int:
     """Run `driftline analyze`; returns the exit code."""
-    from detectors import render_html, report_to_text
+    from detectors import render_html
 
     try:
-        report, profile, current = build_report(args)
+        result, analysis = build_run(args)
     except (AnalyzeInputError, ConfigError) as exc:
         print(f"driftline analyze: {exc}", file=sys.stderr)
         return EXIT_USAGE
     if args.format == "json":
-        output = json.dumps(report.to_dict(), indent=2, allow_nan=False) + "\n"
+        output = json.dumps(result.to_dict(), indent=2, allow_nan=False) + "\n"
     elif args.format == "html":
-        output = render_html(report, profile, current)
+        run = result.to_dict()
+        output = render_html(result.drift, analysis.reference.profile, analysis.data.frame(),
+                             extras={key: run[key] for key in RUN_SECTIONS})
     else:
-        output = report_to_text(report) + "\n"
+        output = run_to_text(result) + "\n"
     if args.output:
         try:
             Path(args.output).write_text(output, encoding="utf-8")
@@ -164,6 +158,6 @@ def run_analyze(args: argparse.Namespace) -> int:
             return EXIT_USAGE
     else:
         sys.stdout.write(output)
-    if args.fail_on_drift and report.dataset_drifted:
+    if args.fail_on_drift and result.drift.dataset_drifted:
         return EXIT_DRIFT
     return EXIT_OK

@@ -109,8 +109,9 @@ def _add_analyze(commands: argparse._SubParsersAction[_Parser]) -> None:
     analyze = commands.add_parser(
         "analyze", help="compare two datasets offline (no service needed)",
         description="Compare a current dataset with a reference, column by column, and "
-                    "decide whether the dataset drifted. Exit 0, or 1 with --fail-on-drift "
-                    "when it drifted; 2 on bad input.")
+                    "decide whether the dataset drifted; with --target and a prediction or "
+                    "scores, also the performance of each, its estimate and segments. Exit "
+                    "0, or 1 with --fail-on-drift when it drifted; 2 on bad input.")
     analyze.add_argument("--reference", default=None, metavar="FILE",
                          help="reference CSV or Parquet (default with --config: the model's "
                               "reference)")
@@ -145,9 +146,31 @@ def _add_analyze(commands: argparse._SubParsersAction[_Parser]) -> None:
                               "(default 30; 1 tests any sample, as Evidently does)")
     analyze.add_argument("--columns", default=None, metavar="A,B,...",
                          help="compare only these comma-separated reference columns")
+    analyze.add_argument("--target", default=None, metavar="COL",
+                         help="the label column (in either file; an empty cell is an "
+                              "unlabelled row): realized performance of each file")
+    output = analyze.add_mutually_exclusive_group()
+    output.add_argument("--prediction", default=None, metavar="COL",
+                        help="the predicted class (classification) or value (regression) "
+                             "column of both files")
+    output.add_argument("--score", default=None, metavar="COL",
+                        help="binary classification: the positive class's score column "
+                             "(a probability in [0, 1]); adds the CBPE estimate")
+    output.add_argument("--scores", default=None, metavar="CLASS=COL,...",
+                        help="multiclass: one score column per class, e.g. "
+                             "setosa=p_setosa,versicolor=p_versicolor,virginica=p_virginica")
+    analyze.add_argument("--task", choices=["classification", "regression"], default=None,
+                         help="classification (the default) or regression")
+    analyze.add_argument("--positive-label", default=None, metavar="LABEL",
+                         help="the positive class of a binary problem (default 1)")
+    analyze.add_argument("--segment", action="append", default=None, metavar="COL",
+                         help="performance per group of this current column, with the "
+                              "disparities between groups (repeatable)")
     analyze.add_argument("--format", choices=["json", "text", "html"], default="text",
-                         help="json (driftline.drift-report/v1), text (a table, the "
-                              "default) or html (a self-contained page)")
+                         help="json (the drift report's keys, driftline.drift-report/v1, "
+                              "with performance, estimated_performance, data_quality and "
+                              "segments), text (a table, the default) or html (a "
+                              "self-contained page)")
     analyze.add_argument("--output", default=None, metavar="FILE",
                          help="write the report here instead of stdout")
     analyze.add_argument("--fail-on-drift", action="store_true",
