@@ -3,7 +3,9 @@
 `driftline analyze --format html` on 50 features (10 drifted), opened through the
 DevTools protocol: no console error, no request beyond the file itself, drifted
 features first and drawn; and `chromium --screenshot` of it (the same command that makes
-docs/report-screenshot.png) gives a real picture, plots included.
+docs/report-screenshot.png) gives a real picture, plots included. With labels, scores
+and a segment the same page also shows performance, its estimate, data quality and
+segments, drawn above the features.
 """
 
 from __future__ import annotations
@@ -60,14 +62,26 @@ def report_page(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return page
 
 
-def _open(chromium: str, url: str) -> tuple[list[dict[str, Any]], list[str], list[str]]:
-    """The page's feature rows, its console errors and the URLs it requested."""
+_SECTIONS_JS = """
+["performance", "quality", "segments"].map((id) => {
+  const section = document.getElementById(id);
+  const box = section.getBoundingClientRect();
+  return {id, shown: section.checkVisibility(), top: box.top + window.scrollY,
+          height: box.height, bands: section.querySelectorAll("svg.band").length,
+          rows: section.querySelectorAll("tr").length};
+})
+"""
+
+
+def _open(chromium: str, url: str, expression: str = _FEATURES_JS
+          ) -> tuple[Any, list[str], list[str]]:
+    """What `expression` gives on the page, its console errors and the URLs it requested."""
     with browser.devtools_page(chromium, width=WIDTH, height=HEIGHT) as page:
         for domain in ("Runtime", "Log", "Network", "Page"):
             page.call(f"{domain}.enable")
         page.call("Page.navigate", url=url)
         page.wait_for("Page.loadEventFired")
-        rows = page.call("Runtime.evaluate", expression=_FEATURES_JS,
+        rows = page.call("Runtime.evaluate", expression=expression,
                          returnByValue=True)["result"]["value"]
         requested = [e["params"]["request"]["url"] for e in page.events
                      if e["method"] == "Network.requestWillBeSent"]
@@ -100,6 +114,31 @@ def test_report_opens_without_errors_or_requests_drifted_first(
         assert not row["open"], row["name"]
         assert not row["shown"], row["name"]
         assert row["height"] < 40, row["name"]
+
+
+def test_run_sections_open_without_errors_above_the_features(
+        chromium: str, tmp_path: Path) -> None:
+    rng = np.random.default_rng(7)
+    for name, frame in zip(("reference", "current"), make_frames(), strict=True):
+        score = rng.uniform(size=len(frame))
+        frame.assign(label=(rng.uniform(size=len(frame)) < score).astype(int),
+                     score=score).to_csv(tmp_path / f"{name}.csv", index=False)
+    page = tmp_path / "run.html"
+    assert main(["analyze", "--reference", str(tmp_path / "reference.csv"), "--current",
+                 str(tmp_path / "current.csv"), "--target", "label", "--score", "score",
+                 "--segment", "region", "--format", "html", "--output", str(page)]) == 0
+    sections, errors, requested = _open(chromium, page.as_uri(), _SECTIONS_JS)
+    assert errors == []
+    assert requested == [page.as_uri()]
+    assert [s["id"] for s in sections] == ["performance", "quality", "segments"]
+    assert all(s["shown"] and s["height"] > 40 for s in sections), sections
+    tops = [s["top"] for s in sections]
+    assert tops == sorted(tops)
+    assert sections[0]["bands"] == 5  # roc_auc, f1, precision, recall, accuracy
+    assert sections[2]["rows"] > 3  # groups and disparities
+    rows, _, _ = _open(chromium, page.as_uri())
+    assert len(rows) == 51  # the 50 features and the score's drift, below the sections
+    assert rows[0]["top"] > tops[-1]
 
 
 def test_the_error_check_sees_console_errors_and_failed_loads(
