@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Query
+from fastapi import Body, FastAPI, Header, HTTPException, Query
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerts.clock import iso_z
+from alerts.clock import iso_z, utcnow
+from alerts.state import AlertInstance, active_instances, history, silence
 from collector.store.models import FeatureResult, Run
 from collector.store.queries import feature_results, latest_runs
 
@@ -28,6 +30,10 @@ class ApiContext:
     # (model, bucket or None for the configured one, limit) -> the per-bucket history;
     # raises ValueError on a bucket that is not a duration.
     performance_history: Callable[[str, str | None, int], dict[str, Any]] | None = None
+    # The bearer token write endpoints require; None refuses every write (401).
+    api_token: str | None = None
+    token_env: str = "DRIFTLINE_API_TOKEN"  # noqa: S105 - a variable name, not a secret
+    clock: Callable[[], datetime] = utcnow
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -72,6 +78,34 @@ def run_to_dict(run: Run, results: list[FeatureResult]) -> dict[str, Any]:
     }
 
 
+def instance_to_dict(row: AlertInstance, now: datetime) -> dict[str, Any]:
+    """The JSON form of an alert instance."""
+    silenced = row.silenced_until is not None and row.silenced_until > now
+    return {
+        "fingerprint": row.fingerprint, "rule": row.rule, "model": row.model,
+        "labels": row.labels, "state": row.state, "breaches": row.breaches,
+        "since": _iso(row.fired_at if row.state == "firing" else row.active_since),
+        "active_since": _iso(row.active_since), "fired_at": _iso(row.fired_at),
+        "last_notified_at": _iso(row.last_notified_at), "summary": row.summary,
+        "values": row.values, "silenced_until": _iso(row.silenced_until) if silenced else None,
+        "last_run_id": row.last_run_id,
+    }
+
+
+def _authorize(context: ApiContext, authorization: str | None) -> None:
+    """Refuse (401) unless the request carries the configured bearer token."""
+    if context.api_token is None:
+        raise HTTPException(status_code=401, detail=(
+            f"write endpoints are disabled: set {context.token_env} to a token and send it "
+            "as 'Authorization: Bearer <token>'"), headers={"WWW-Authenticate": "Bearer"})
+    scheme, _, token = (authorization or "").partition(" ")
+    # Constant-time comparison: the time taken says nothing about how much of it matched.
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+            token.strip().encode(), context.api_token.encode()):
+        raise HTTPException(status_code=401, detail="a valid bearer token is required",
+                            headers={"WWW-Authenticate": "Bearer"})
+
+
 def create_app(context: ApiContext) -> FastAPI:
     """Build the FastAPI application over `context`."""
     app = FastAPI(title="driftline", version="0.1.0", docs_url="/docs", redoc_url=None)
@@ -105,6 +139,47 @@ def create_app(context: ApiContext) -> FastAPI:
             found = latest_runs(session, name, limit)
             results = feature_results(session, [r.id for r in found])
         return {"model": name, "runs": [run_to_dict(r, results[r.id]) for r in found]}
+
+    @app.get("/v1/alerts")
+    def alerts() -> dict[str, Any]:
+        """Pending and firing alerts of driftline's own rules, firing first."""
+        if context.session_factory is None:
+            raise HTTPException(status_code=503, detail="store not configured")
+        now = context.clock()
+        with context.session_factory() as session:
+            return {"alerts": [instance_to_dict(r, now) for r in active_instances(session)]}
+
+    @app.get("/v1/alerts/history")
+    def alerts_history(limit: int = Query(200, ge=1, le=1000),
+                       model: str | None = Query(None)) -> dict[str, Any]:
+        """State changes of alert instances, newest first."""
+        if context.session_factory is None:
+            raise HTTPException(status_code=503, detail="store not configured")
+        with context.session_factory() as session:
+            rows = history(session, limit=limit, model=model)
+            return {"transitions": [{
+                "fingerprint": t.fingerprint, "rule": t.rule, "model": t.model,
+                "from": t.from_state, "to": t.to_state, "at": _iso(t.at), "run_id": t.run_id,
+                "values": t.values} for t in rows]}
+
+    @app.post("/v1/alerts/{fingerprint}/silence")
+    def silence_alert(
+        fingerprint: str,
+        duration_seconds: float = Body(..., embed=True, gt=0, le=90 * 86400),
+        authorization: str | None = Header(None),
+    ) -> dict[str, Any]:
+        """Silence an alert instance for a while: no notification until it ends."""
+        _authorize(context, authorization)
+        if context.session_factory is None:
+            raise HTTPException(status_code=503, detail="store not configured")
+        now = context.clock()
+        until = now + timedelta(seconds=duration_seconds)
+        with context.session_factory.begin() as session:
+            row = silence(session, fingerprint, until)
+            if row is None:
+                raise HTTPException(status_code=404,
+                                    detail=f"no alert instance {fingerprint!r}")
+            return instance_to_dict(row, now)
 
     @app.get("/v1/models/{name}/performance")
     def performance(name: str, bucket: str | None = Query(None, max_length=32),

@@ -26,10 +26,12 @@ import uvicorn
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
+from alerts.channels.base import Channel
 from alerts.channels.retraining import RetrainingWebhookChannel
 from alerts.dispatcher import Dispatcher, RetryPolicy
 from collector import __version__
 from collector.api import ApiContext, create_app
+from collector.channels import build_channels, channel_types
 from collector.config import Settings
 from collector.events import DEAD_LETTER_REASONS
 from collector.ingest import IngestLoop
@@ -68,6 +70,8 @@ class Service:
             m.name: ModelMonitor(
                 m, self.sessions, self.metrics,
                 max_features_exported=self.settings.metrics.max_features_per_model,
+                channel_types=channel_types(self.settings),
+                base_url=self.settings.api.base_url or self._default_base_url(),
             )
             for m in self.settings.models
         }
@@ -101,8 +105,15 @@ class Service:
         self._start_http()
         logger.info("driftline started", extra={"roles": sorted(self.roles)})
 
+    def _default_base_url(self) -> str:
+        host = self.settings.http.host
+        return f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:" \
+               f"{self.settings.http.port}"
+
     def _start_dispatcher(self) -> None:
-        channels = {}
+        channels: dict[str, Channel] = dict(build_channels(self.settings, self.environ))
+        for name in channels:
+            self.metrics.init_channel(name)
         for model in self.settings.models:
             if model.retraining_webhook is None:
                 continue
@@ -133,6 +144,8 @@ class Service:
             model_names=frozenset(self.monitors),
             performance_history=lambda name, bucket, limit: self.monitors[
                 name].performance_history(bucket, limit),
+            api_token=self.environ.get(self.settings.api.token_env) or None,
+            token_env=self.settings.api.token_env,
         )
         config = uvicorn.Config(
             create_app(context), host=self.settings.http.host, port=self.settings.http.port,

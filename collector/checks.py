@@ -119,6 +119,19 @@ def check_secrets(settings: Settings, environ: Mapping[str, str], *, strict: boo
                 f"models[{index}] ({model.name}).retraining_webhook.secret_env",
                 f"environment variable {hook.secret_env} is not set; `serve` refuses to start "
                 "without it (set it to a Standard Webhooks secret such as whsec_<base64>)"))
+    for name, channel in settings.channels.items():
+        for variable in channel.secret_variables():
+            if not environ.get(variable):
+                problems.append(Problem(
+                    "error" if strict else "warning", f"channels.{name}",
+                    f"environment variable {variable} is not set; `serve` refuses to start "
+                    "without it"))
+    uses_rules = any(model.alerts for model in settings.models)
+    if uses_rules and not environ.get(settings.api.token_env):
+        problems.append(Problem(
+            "warning", "api.token_env",
+            f"environment variable {settings.api.token_env} is not set: the write endpoints "
+            "(silencing an alert) answer 401 until it is"))
     return problems
 
 

@@ -35,7 +35,7 @@ def _serve(args: argparse.Namespace) -> int:
     from collector.config import load_settings
 
     settings = load_settings(args.config)
-    unset = check_secrets(settings, os.environ, strict=True)
+    unset = [p for p in check_secrets(settings, os.environ, strict=True) if p.level == "error"]
     if unset:
         raise ConfigError(f"{args.config}: {unset[0].where}: {unset[0].message}")
     if args.port is not None:

@@ -26,6 +26,8 @@ from pydantic import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from alerts.rules import AlertRule
+from collector.config_alerts import ApiSettings, ChannelSettings, RuleSettings
 from collector.errors import ConfigError
 from detectors import DetectorError, DriftOptions, UnknownMethodError, methods_for
 from detectors.select import method
@@ -302,7 +304,12 @@ class ModelSettings(_Strict):
     performance: PerformanceSettings = PerformanceSettings()
     quality: QualitySettings = QualitySettings()
     segments: SegmentSettings = SegmentSettings()
+    alerts: list[RuleSettings] = Field(default_factory=list)
     retraining_webhook: WebhookSettings | None = None
+
+    def alert_rules(self) -> list[AlertRule]:
+        """The model's rules as the alert engine takes them."""
+        return [rule.to_rule(self.name) for rule in self.alerts]
 
     @model_validator(mode="after")
     def _features(self) -> ModelSettings:
@@ -321,6 +328,21 @@ class ModelSettings(_Strict):
                 raise ValueError(f"drift.methods.{feature}: {feature} is {kinds[feature]}; "
                                  f"{_method_problem(name, kinds[feature])}")
         _drift_options(self.drift, kinds, self.drift.methods)
+        names = [rule.name for rule in self.alerts]
+        if len(set(names)) != len(names):
+            raise ValueError(f"alerts: rule names must be unique within a model: {names}")
+        for index, rule in enumerate(self.alerts):
+            try:
+                built = rule.to_rule(self.name)
+            except ValueError as exc:
+                raise ValueError(f"alerts[{index}]: {exc}") from exc
+            strangers = [f for f in built.features if f not in kinds]
+            if strangers:
+                raise ValueError(f"alerts[{index}] ({rule.name}): features {strangers} are not "
+                                 "features of the model")
+            if built.retrain and self.retraining_webhook is None:
+                raise ValueError(f"alerts[{index}] ({rule.name}): retrain needs the model's "
+                                 "retraining_webhook")
         for key in self.segments.by:
             if not key.startswith("tags.") and key not in self.features:
                 raise ValueError(f"segments.by: {key!r} is neither a feature nor tags.<name> "
@@ -336,12 +358,21 @@ class Settings(_Strict):
     http: HttpSettings = HttpSettings()
     metrics: MetricsSettings = MetricsSettings()
     alerts: AlertsSettings = AlertsSettings()
+    api: ApiSettings = ApiSettings()
+    channels: dict[str, ChannelSettings] = Field(default_factory=dict)
     models: list[ModelSettings] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _unique_names(self) -> Settings:
         if not self.models:
             raise ValueError("models: declare at least one model to monitor")
+        for model in self.models:
+            for rule in model.alerts:
+                unknown = [c for c in rule.channels if c not in self.channels]
+                if unknown:
+                    raise ValueError(
+                        f"model {model.name}, rule {rule.name}: unknown channels {unknown} "
+                        f"(declared: {sorted(self.channels) or 'none'})")
         names = [m.name for m in self.models]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:

@@ -66,6 +66,7 @@ class Metrics:
     segment_disparity: Gauge
     fairness: Gauge
     # alerts
+    alert_instances: Gauge
     deliveries: Counter
     outbox_pending: Gauge
     build_info: Gauge
@@ -312,6 +313,13 @@ class Metrics:
                 "Fairness across a segment's groups (measure: demographic_parity_difference, "
                 "equalized_odds_difference).",
                 ["model", "segment", "measure"],
+                registry=reg,
+            ),
+            alert_instances=Gauge(
+                "driftline_alerts_instances",
+                "Alert instances of driftline's own rules by model, rule and state "
+                "(inactive, pending, firing), after the model's last run.",
+                ["model", "rule", "state"],
                 registry=reg,
             ),
             deliveries=Counter(

@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -21,6 +21,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.clock import iso_z, utcnow
 from alerts.outbox import enqueue, in_cooldown
+from alerts.rules import RunSnapshot
+from alerts.state import Outcome, apply_run
 from collector.config import ModelSettings
 from collector.export import export_run
 from collector.metrics import Metrics
@@ -94,8 +96,13 @@ class ModelMonitor:
         *,
         max_features_exported: int = 250,
         clock: Callable[[], datetime] = utcnow,
+        channel_types: Mapping[str, str] | None = None,
+        base_url: str | None = None,
     ) -> None:
         self.model = model
+        self.rules = model.alert_rules()
+        self._channel_types = dict(channel_types or {})
+        self._base_url = base_url.rstrip("/") if base_url else None
         self._sessions = session_factory
         self._metrics = metrics
         self._max_features = max_features_exported
@@ -171,7 +178,13 @@ class ModelMonitor:
                 reference_id=self._references.reference_id, result=result.to_dict(),
                 n_labelled=result.window.n_labelled,
                 label_coverage=result.window.label_coverage)
-            enqueued = self._maybe_enqueue(session, run, result)
+            outcome = apply_run(
+                session, self.rules,
+                RunSnapshot(model=name, run_id=run_id, at=started_at, status=result.status,
+                            result=run.result),
+                channel_types=self._channel_types, run_url=self._run_url())
+            enqueued = self._maybe_enqueue(session, run, result, retrain=outcome.retrain)
+        self._export_alerts(outcome)
         return RunSummary(
             run_id=run_id, model=name, status=result.status, n_current=result.drift.n_current,
             share_drifted=finite_or_none(result.drift.share_drifted),
@@ -259,9 +272,31 @@ class ModelMonitor:
                 "updated_at": iso_z(now)})
         return rows
 
-    def _maybe_enqueue(self, session: Session, run: Run, result: RunResult) -> bool:
+    def _run_url(self) -> str | None:
+        return f"{self._base_url}/v1/models/{self.model.name}/runs" if self._base_url else None
+
+    def _export_alerts(self, outcome: Outcome) -> None:
+        counts: dict[tuple[str, str], int] = {
+            (rule.name, state): 0 for rule in self.rules
+            for state in ("inactive", "pending", "firing")}
+        for rule, state in outcome.states.values():
+            counts[(rule, state)] = counts.get((rule, state), 0) + 1
+        for (rule, state), count in counts.items():
+            self._metrics.alert_instances.labels(self.model.name, rule, state).set(count)
+
+    def _maybe_enqueue(self, session: Session, run: Run, result: RunResult, *,
+                       retrain: bool) -> bool:
+        """Enqueue the retraining webhook when this run calls for it.
+
+        On a rule with `retrain` that fired in this run, or (when no rule has `retrain`) on
+        a dataset-drift verdict, as the `retraining_webhook` key always meant; the cooldown
+        holds back repeats either way.
+        """
         webhook = self.model.retraining_webhook
-        if webhook is None or not run.dataset_drifted:
+        if webhook is None:
+            return False
+        triggered = retrain if any(r.retrain for r in self.rules) else run.dataset_drifted
+        if not triggered:
             return False
         now = self._clock()
         if in_cooldown(session, model=run.model, event_type=DRIFT_EVENT_TYPE,
@@ -313,6 +348,13 @@ class ModelMonitor:
                     drift_share=self.model.drift.drift_share, dataset_drifted=False,
                     reference_id=self._references.reference_id, error=message, report=None,
                 ))
+                session.flush()
+                outcome = apply_run(
+                    session, self.rules,
+                    RunSnapshot(model=name, run_id=run_id, at=started_at, status="failed",
+                                result=None, error=message),
+                    channel_types=self._channel_types, run_url=self._run_url())
+            self._export_alerts(outcome)
         except Exception:
             logger.exception("failed run could not be stored", extra={"model": name})
         return RunSummary(run_id, name, "failed", 0, None, False, (), False, message)
