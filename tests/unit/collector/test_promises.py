@@ -348,6 +348,7 @@ models:
         stored = session.get(Run, summary.run_id)
         assert stored is not None
         service_report = stored.report
+        service_result = stored.result
     engine.dispose()
 
     assert main(["analyze", "--config", str(config), "--model", "fraud",
@@ -357,6 +358,12 @@ models:
     drift_keys = {"schema", "status", "n_reference", "n_current", "drift_share",
                   "share_drifted", "dataset_drifted", "features"}
     assert {k: offline[k] for k in drift_keys} == {k: service_report[k] for k in drift_keys}
+    # The whole run result is the same too, but for what a file cannot have: event times
+    # (window span, label delay) and model versions.
+    assert service_result is not None
+    same = {k: v for k, v in offline.items() if k not in ("window", "versions")}
+    assert same == {k: v for k, v in service_result.items() if k not in ("window", "versions")}
+    assert offline["window"]["n_events"] == service_result["window"]["n_events"]
     assert offline["features"]["prediction"]["drifted"] is True
     assert offline["features"]["amount"]["drifted"] is True
     assert offline["share_drifted"] == 0.5  # amount of the two features, not the prediction
