@@ -5,7 +5,9 @@ COPY pyproject.toml README.md ./
 COPY collector ./collector
 COPY detectors ./detectors
 COPY alerts ./alerts
-RUN pip install --no-cache-dir --prefix=/install .
+COPY sidecar ./sidecar
+# One command: pip takes driftline-sidecar, which driftline depends on, from ./sidecar.
+RUN pip install --no-cache-dir --prefix=/install ./sidecar .
 
 FROM python:3.11-slim
 RUN useradd --create-home --uid 10001 driftline

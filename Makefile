@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: venv deps kafka-jars demo test unit integration lint bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml sidecar/pyproject.toml
 	bash scripts/bootstrap-venv
 	touch $(STAMP)
 
@@ -21,7 +21,7 @@ demo: deps
 	$(VENV)/bin/driftline demo --config examples/driftline.yaml
 
 lint: venv
-	$(VENV)/bin/ruff check collector detectors alerts tests bench examples deploy
+	$(VENV)/bin/ruff check collector detectors alerts sidecar tests bench examples deploy
 	$(VENV)/bin/mypy
 
 test: deps
@@ -30,7 +30,7 @@ test: deps
 	$(PY) -m pytest
 
 unit: venv
-	$(PY) -m pytest tests/unit collector detectors alerts -m "not integration"
+	$(PY) -m pytest tests/unit collector detectors alerts sidecar -m "not integration"
 
 integration: deps
 	$(PY) -m pytest tests/integration
@@ -38,6 +38,7 @@ integration: deps
 bench: venv
 	$(PY) bench/sidecar.py
 	$(PY) bench/drift.py
+	$(PY) bench/run.py
 
 clean:
 	bash scripts/kafka-local stop || true
