@@ -29,6 +29,7 @@ from sqlalchemy.exc import ArgumentError
 from alerts.rules import AlertRule
 from collector.config_alerts import ApiSettings, ChannelSettings, RuleSettings
 from collector.errors import ConfigError
+from collector.events import MAX_EVENT_BYTES
 from detectors import DetectorError, DriftOptions, UnknownMethodError, methods_for
 from detectors.select import method
 
@@ -122,7 +123,7 @@ class KafkaSettings(_Strict):
     labels_topic: str = "driftline.labels"
     deadletter_topic: str = "driftline.deadletter"
     group_id: str = "driftline-collector"
-    max_event_bytes: Annotated[int, Field(gt=0)] = 1024 * 1024
+    max_event_bytes: Annotated[int, Field(gt=0)] = MAX_EVENT_BYTES
     max_poll_records: Annotated[int, Field(gt=0, le=100_000)] = 500
     # A crashed collector's partitions move to the others after this long (broker minimum 6 s).
     session_timeout_ms: Annotated[int, Field(ge=6000, le=300_000)] = 10_000

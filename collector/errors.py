@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+# An undecodable event is the event codec's error, raised by `driftline_sidecar` (where the codec
+# lives, shared with model servers); it is a `SidecarError`, not a `CollectorError`, and is named
+# here for the collector modules that catch it.
+from driftline_sidecar import EventDecodeError
+
+__all__ = ["CollectorError", "ConfigError", "EventDecodeError", "ReferenceDataError", "StoreError"]
+
 
 class CollectorError(Exception):
     """Root of every error the collector raises on purpose."""
@@ -16,14 +23,6 @@ class ConfigError(CollectorError):
     def __init__(self, message: str, problems: list[str] | None = None) -> None:
         super().__init__(message)
         self.problems = problems or [message]
-
-
-class EventDecodeError(CollectorError):
-    """An event could not be decoded; `reason` is the dead-letter reason code."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
 
 
 class ReferenceDataError(CollectorError):

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from collector.errors import EventDecodeError
 from collector.events import (
     DEAD_LETTER_REASONS,
-    DEFAULT_MAX_EVENT_BYTES,
     LABEL_SCHEMA,
+    MAX_EVENT_BYTES,
     PREDICTION_SCHEMA,
     LabelEvent,
     PredictionEvent,
@@ -158,9 +158,9 @@ def test_oversized_is_checked_before_parsing() -> None:
 
 
 def test_oversized_default_is_one_mebibyte() -> None:
-    padding = DEFAULT_MAX_EVENT_BYTES - len(_with(features={"pad": ""}))
+    padding = MAX_EVENT_BYTES - len(_with(features={"pad": ""}))
     at_limit = _with(features={"pad": "x" * padding})
-    assert len(at_limit) == DEFAULT_MAX_EVENT_BYTES
+    assert len(at_limit) == MAX_EVENT_BYTES
     assert isinstance(decode_event(at_limit), PredictionEvent)
     with pytest.raises(EventDecodeError) as caught:
         decode_event(_with(features={"pad": "x" * (padding + 1)}))

@@ -25,9 +25,15 @@ from kafka.errors import (
 from kafka.future import Future
 from prometheus_client import CollectorRegistry
 
-import collector.sidecar as sidecar_module
-from collector.events import LabelEvent, PredictionEvent, decode_event
-from collector.sidecar import DROP_REASONS, PredictionLogger
+import driftline_sidecar.logger as sidecar_module
+from driftline_sidecar import (
+    DROP_REASONS,
+    LabelEvent,
+    PredictionEvent,
+    PredictionLogger,
+    decode_event,
+    new_event_id,
+)
 
 
 def _closed_port() -> int:
@@ -363,7 +369,7 @@ def test_concurrent_serving_threads_keep_exact_counts(nowhere: str) -> None:
 
 
 def test_event_ids_are_uuid4_hex() -> None:
-    ids = {sidecar_module._event_id() for _ in range(1000)}
+    ids = {new_event_id() for _ in range(1000)}
     assert len(ids) == 1000
     for event_id in ids:
         parsed = uuid.UUID(hex=event_id)
