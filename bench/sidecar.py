@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from collector.sidecar import PredictionLogger
+from driftline_sidecar import PredictionLogger
 
 FEATURES = {"amount": 12.5, "age": 41.0, "n_items": 3.0, "hour": 14.5, "country": "DE",
             "device": "ios"}
