@@ -25,7 +25,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fraud import MODEL_SEED, FraudModel, generate, true_labels
 
-from collector.sidecar import PredictionLogger
+from driftline_sidecar import PredictionLogger
 
 LABEL_DELAY_SECONDS = (5.0, 20.0)
 LABEL_SHARE = 0.9
