@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -139,10 +140,19 @@ class RunInput:
         return len(self.features) if len(self.features.columns) else len(self.predictions)
 
     def frame(self) -> pd.DataFrame:
-        """Features plus a `prediction` column of the scalar predictions."""
-        frame = self.features.copy()
-        frame[PREDICTION_COLUMN] = [p if not isinstance(p, list | tuple | dict) else None
-                                    for p in self.predictions]
+        """Features plus a `prediction` column of the scalar predictions.
+
+        The feature columns are `features`' own arrays (a shallow copy, to which the new
+        column is added): read the frame, do not write into it.
+        """
+        # A deep copy of 100k rows of 50 columns cost 10-30 ms a run (bench/run.py).
+        frame = self.features.copy(deep=False)
+        predictions = self.predictions
+        if any(issubclass(t, list | tuple | dict) for t in set(map(type, predictions))):
+            frame[PREDICTION_COLUMN] = [p if not isinstance(p, list | tuple | dict) else None
+                                        for p in predictions]
+        else:
+            frame[PREDICTION_COLUMN] = list(predictions)
         return frame
 
 
@@ -246,14 +256,15 @@ def prediction_type(model: ModelSettings, predictions: Sequence[Any],
     configured = model.performance.prediction_type
     if configured != "auto":
         return configured
-    present = [p for p in predictions if p is not None]
-    if any(isinstance(p, list | tuple) for p in present):
+    # The set of types decides the kind in one C-speed pass over the window.
+    types = set(map(type, predictions)) - {type(None)}
+    if any(issubclass(t, list | tuple) for t in types):
         return "scores"
-    numbers = [p for p in present if isinstance(p, int | float) and not isinstance(p, bool)]
-    if present and len(numbers) == len(present):
+    if types and all(issubclass(t, int | float) and not issubclass(t, bool) for t in types):
         known = {str(c) for c in classes} if classes else {"0", "1"}
         if any(str(p) not in known and not (float(p).is_integer()
-                                            and str(int(p)) in known) for p in numbers):
+                                            and str(int(p)) in known)
+               for p in predictions if p is not None):
             return "score"
     return "class"
 
@@ -270,6 +281,9 @@ def split_predictions(kind: PredictionType, predictions: Sequence[Any],
                 rows[i] = [float(v) if isinstance(v, int | float) else math.nan for v in p]
         return None, rows
     if kind == "score":
+        if set(map(type, predictions)) <= {float, int, type(None)}:
+            # numpy reads None as NaN, as the loop below does.
+            return None, np.array(predictions, dtype=np.float64)
         return None, np.array([float(p) if isinstance(p, int | float) else math.nan
                                for p in predictions])
     return list(predictions), None
@@ -307,9 +321,9 @@ def compute_run(model: ModelSettings, reference: ModelReference, data: RunInput,
              if n_labelled and data.prediction_at is not None and data.label_at is not None
              else None)
     counts: dict[str, int] = {}
-    for v in data.versions or ():
+    for v, count in Counter(data.versions or ()).items():
         key = "(none)" if v is None else str(v)
-        counts[key] = counts.get(key, 0) + 1
+        counts[key] = counts.get(key, 0) + count
     versions = None
     if len(counts) > 1 and usable.any():
         versions = compute_segments(
@@ -360,7 +374,10 @@ class PreparedLabels:
             return None
         if isinstance(values, np.ndarray):
             return values[self.usable]
-        return [v for v, keep in zip(values, self.usable, strict=True) if keep]
+        if len(values) != len(self.usable):
+            raise ValueError(f"{len(values)} values for {len(self.usable)} rows")
+        # An object array keeps each value as it is (a list stays one value).
+        return np.fromiter(values, dtype=object, count=len(values))[self.usable]
 
     def performance(self) -> PerformanceReport | None:
         """Realized performance over the usable rows (None when there are none)."""
@@ -380,10 +397,9 @@ def prepare_labels(model: ModelSettings, reference: ModelReference,
     y_pred, scores = split_predictions(kind, predictions,
                                        len(options.classes) if options.classes else None)
     canon = {class_key(c): c for c in options.classes} if options.classes else {}
-    normal = [_normal(v, canon) for v in (labels if labels is not None
-                                          else [None] * len(predictions))]
+    normal = _normal_all(labels if labels is not None else [None] * len(predictions), canon)
     if kind == "class" and y_pred is not None:
-        y_pred = [_normal(v, canon) for v in y_pred]
+        y_pred = _normal_all(y_pred, canon)
     labelled = np.fromiter((v is not None for v in normal), bool, len(normal))
     usable = labelled & _has_prediction(kind, y_pred, scores)
     n_labelled = int(labelled.sum())
@@ -393,6 +409,29 @@ def prepare_labels(model: ModelSettings, reference: ModelReference,
                  "prediction and are left out of performance",)
     return PreparedLabels(options, kind, normal, y_pred, scores, usable, n_labelled, n_total,
                           notes)
+
+
+_PLAIN_LABELS = frozenset({int, float, str, bool, type(None)})
+_ITSELF = object()
+
+
+def _normal_all(values: Sequence[Any], canon: Mapping[str, Any]) -> list[Any]:
+    """`_normal` of each value, worked out once per distinct label (a window has few)."""
+    found: dict[tuple[type, Any], Any] = {}
+    out: list[Any] = []
+    for value in values:
+        kind = type(value)
+        if kind not in _PLAIN_LABELS:
+            out.append(_normal(value, canon))
+            continue
+        # The type is in the key: 1, 1.0 and True are equal but are not the same class.
+        key = (kind, value)
+        normal = found.get(key, found)
+        if normal is found:
+            normal = _normal(value, canon)
+            found[key] = _ITSELF if normal is value else normal
+        out.append(value if normal is _ITSELF else normal)
+    return out
 
 
 def _normal(value: Any, canon: Mapping[str, Any]) -> Any:

@@ -13,7 +13,6 @@ import math
 
 import numpy as np
 import numpy.typing as npt
-from scipy import stats
 
 Floats = npt.NDArray[np.float64]
 Flags = npt.NDArray[np.bool_]
@@ -24,9 +23,10 @@ _EPS = float(np.finfo(np.float64).eps)
 def roc_auc(is_positive: Flags, score: Floats) -> float | None:
     """Area under the ROC curve; None when the labels hold one class only.
 
-    Computed as the Mann-Whitney statistic over average ranks, which counts a tie between
-    a positive and a negative as one half: the same area as scikit-learn's trapezoids over
-    the distinct thresholds of `roc_auc_score`.
+    Computed as the Mann-Whitney statistic (the statistic over average ranks): each
+    positive counts the negatives scored below it, and a tie between a positive and a
+    negative as one half; the same area as scikit-learn's trapezoids over the distinct
+    thresholds of `roc_auc_score`. A NaN score makes it NaN.
 
     Examples:
         >>> roc_auc(np.array([False, True, False, True]), np.array([0.1, 0.4, 0.4, 0.8]))
@@ -36,8 +36,15 @@ def roc_auc(is_positive: Flags, score: Floats) -> float | None:
     n_negative = len(is_positive) - n_positive
     if n_positive == 0 or n_negative == 0:
         return None
-    ranks = stats.rankdata(score)
-    u_statistic = float(ranks[is_positive].sum()) - n_positive * (n_positive + 1) / 2
+    if np.isnan(score).any():
+        return math.nan
+    # Two sorts and binary searches instead of ranking every score: a fifth of the time on
+    # 100k rows (bench/run.py), and the same counts, so the same area to the last bit.
+    negatives = np.sort(score[~is_positive])
+    positives = np.sort(score[is_positive])
+    below = np.searchsorted(negatives, positives, side="left")
+    not_above = np.searchsorted(negatives, positives, side="right")
+    u_statistic = float(below.sum()) + 0.5 * float((not_above - below).sum())
     return u_statistic / (n_positive * n_negative)
 
 
@@ -55,7 +62,9 @@ def average_precision(is_positive: Flags, score: Floats) -> float | None:
     n_positive = int(is_positive.sum())
     if n_positive == 0 or n_positive == len(is_positive):
         return None
-    order = np.argsort(-score, kind="stable")
+    # The order within a run of equal scores does not matter (only run ends are read), so
+    # the faster unstable sort will do.
+    order = np.argsort(-score)
     ordered = score[order]
     # The last row of each run of equal scores closes one threshold.
     ends = np.r_[np.flatnonzero(np.diff(ordered)), len(ordered) - 1]
