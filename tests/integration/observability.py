@@ -134,6 +134,7 @@ def substitute(expr: str, model: str) -> str:
     expr = expr.replace('model=~"$model"', f'model=~"{re.escape(model)}"')
     expr = expr.replace("$model", model)
     expr = expr.replace('model_version=~"$version"', 'model_version=~".*"')
+    expr = expr.replace('group=~"$version"', 'group=~".*"')  # the model_version segment
     return expr.replace("$__rate_interval", "1m")
 
 

@@ -1,5 +1,9 @@
 """Issue 5 on real Prometheus and Alertmanager: every panel and rule selector has data, the
-dataset-drift alert reaches a webhook through Alertmanager and resolves, cardinality is bounded."""
+dataset-drift alert reaches a webhook through Alertmanager and resolves, cardinality is bounded.
+
+The model scores its predictions and gets labels, two versions and a segment key, so that the
+performance, estimate, label, data-quality and segment series (issue 10) exist too.
+"""
 
 from __future__ import annotations
 
@@ -8,17 +12,19 @@ import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import pytest
 
 from collector.app import Service
-from collector.config import parse_settings
-from collector.events import PredictionEvent, encode_event
+from collector.config import PerformanceSettings, SegmentSettings, parse_settings
+from collector.events import LabelEvent, PredictionEvent, encode_event
 from tests.integration.observability import (
     Processes,
     dashboard_queries,
@@ -81,12 +87,29 @@ def processes() -> Iterator[Processes]:
     procs.stop()
 
 
-def _events(frame: pd.DataFrame, *, errors: bool = False) -> list[bytes]:
-    events = prediction_events(frame, "m")
+def _score(frame: pd.DataFrame) -> npt.NDArray[np.float64]:
+    """The model's score of the positive class: calibrated, as labels are drawn from it."""
+    return np.asarray(1 / (1 + np.exp(-(frame["a"].to_numpy() - 10.0))), dtype=np.float64)
+
+
+def _events(frame: pd.DataFrame, *, batch: str, errors: bool = False) -> list[bytes]:
+    """Scored predictions of versions 1 and 2 in turn, request ids unique across batches."""
+    events = [replace(e, prediction=float(score), request_id=f"{batch}-{i}",
+                      model_version=str(1 + i % 2))
+              for i, (e, score) in enumerate(zip(prediction_events(frame, "m"), _score(frame),
+                                                 strict=True))]
     if errors:  # a few failed requests, tagged by the model server
         events = [replace(e, tags={"status": "error"}) if i % 25 == 0 else e
                   for i, e in enumerate(events)]
     return encode_all(events)
+
+
+def _labels(rng: np.random.Generator, frame: pd.DataFrame, *, batch: str) -> list[bytes]:
+    """Labels, drawn from the score, for two in three predictions of `_events(batch=batch)`."""
+    outcome = rng.uniform(size=len(frame)) < _score(frame)
+    now = datetime.now(UTC)
+    return [encode_event(LabelEvent(uuid.uuid4().hex, "m", f"{batch}-{i}", now, int(outcome[i])))
+            for i in range(len(frame)) if i % 3]
 
 
 def test_prometheus_alertmanager_and_dashboards_on_a_drifting_service(
@@ -100,13 +123,16 @@ def test_prometheus_alertmanager_and_dashboards_on_a_drifting_service(
               "labels_topic": topic_factory("labels"),
               "deadletter_topic": topic_factory("deadletter")}
     reference = make_frame(rng, 2000)
-    reference["prediction"] = (reference["a"] > 10).astype(float)
+    reference["prediction"] = _score(reference)
+    reference["label"] = (rng.uniform(size=len(reference)) < reference["prediction"]).astype(int)
     retrain = Receiver()
     sink = AlertSink()
     settings = settings_for(tmp_path, database_url=f"sqlite+pysqlite:///{tmp_path / 'd.db'}",
                             bootstrap=kafka_bootstrap, topics=topics, reference=reference,
                             webhook_url=retrain.url, window_events=300)
-    model = settings.models[0].model_copy(update={"prediction": "numeric"})
+    model = settings.models[0].model_copy(update={
+        "prediction": "numeric", "performance": PerformanceSettings(prediction_type="score"),
+        "segments": SegmentSettings(by=["color"])})
     settings = settings.model_copy(update={"models": [model]})
     service = Service(settings, health_interval_seconds=0.5)
     service.start()
@@ -114,9 +140,12 @@ def test_prometheus_alertmanager_and_dashboards_on_a_drifting_service(
         alertmanager = start_alertmanager(processes, tmp_path, sink.url)
         prometheus = start_prometheus(processes, tmp_path, f"127.0.0.1:{service.http_port}",
                                       alertmanager)
+        before, drifted = make_frame(rng, 300), make_frame(rng, 300, drift=True)
         produce(kafka_bootstrap, topics["predictions_topic"],
-                [*_events(make_frame(rng, 300), errors=True), b"{not json",
-                 *_events(make_frame(rng, 300, drift=True), errors=True)])
+                [*_events(before, batch="before", errors=True), b"{not json",
+                 *_events(drifted, batch="drifted", errors=True)])
+        produce(kafka_bootstrap, topics["labels_topic"],
+                [*_labels(rng, before, batch="before"), *_labels(rng, drifted, batch="drifted")])
 
         # Alert fires in Prometheus and reaches the webhook through Alertmanager.
         wait_for(lambda: sink.alerts("firing", "DriftlineDatasetDrift"), timeout=120,
@@ -129,6 +158,15 @@ def test_prometheus_alertmanager_and_dashboards_on_a_drifting_service(
         assert query(prometheus, 'ALERTS{alertname="DriftlineFeatureDrift",alertstate="firing"}')
         assert not sink.alerts("firing", "DriftlineFeatureDrift")
 
+        # The runs after the labels landed exported what needs labels.
+        wait_for(lambda: all(query(prometheus, f'{name}{{model="m"}}') for name in (
+            "driftline_performance_metric", "driftline_performance_estimated_upper",
+            "driftline_labels_delay_seconds", "driftline_segment_metric",
+            "driftline_segment_disparity", "driftline_fairness")),
+            timeout=60, message="the series computed from labels")
+        wait_for(lambda: query(prometheus, 'driftline_ingest_events_total{kind="label"}'),
+                 timeout=60, message="the stored labels' counter")
+
         # Every dashboard panel returns data.
         empty = [(board, title, expr) for board, title, expr in dashboard_queries()
                  if not query(prometheus, substitute(expr, "m"))]
@@ -140,7 +178,8 @@ def test_prometheus_alertmanager_and_dashboards_on_a_drifting_service(
         assert unmatched == []
 
         # Drift ends: the window refills from the reference distribution; the alert resolves.
-        produce(kafka_bootstrap, topics["predictions_topic"], _events(make_frame(rng, 300)))
+        produce(kafka_bootstrap, topics["predictions_topic"],
+                _events(make_frame(rng, 300), batch="after"))
         wait_for(lambda: sink.alerts("resolved", "DriftlineDatasetDrift"), timeout=120,
                  message="the resolved notification")
         assert sink.alerts("resolved", "DriftlineDatasetDrift")[0]["labels"]["model"] == "m"
@@ -188,15 +227,20 @@ def test_cardinality_three_models_two_hundred_features(
         prometheus = start_prometheus(processes, tmp_path, f"127.0.0.1:{service.http_port}",
                                       None, job="driftline")
 
-        def per_feature_series() -> int:
-            result = query(prometheus, 'count({__name__=~"driftline_drift_feature_.*"})')
+        def count(selector: str) -> int:
+            result = query(prometheus, f"count({selector})")
             return int(float(result[0]["value"][1])) if result else 0
 
         # docs/metrics.md: statistic, p_value (p-value methods) and drifted per exported
-        # feature, and at most metrics.max_features_per_model features per model.
-        expected = 3 * 3 * cap
-        wait_for(lambda: per_feature_series() == expected, timeout=120,
-                 message=f"{expected} per-feature series")
+        # feature, five data-quality shares per exported feature, and at most
+        # metrics.max_features_per_model features per model.
+        drift = 3 * 3 * cap
+        wait_for(lambda: count('{__name__=~"driftline_drift_feature_.*"}') == drift,
+                 timeout=120, message=f"{drift} per-feature drift series")
+        quality = 3 * 5 * cap
+        wait_for(lambda: count("driftline_quality_feature_share_ratio") == quality,
+                 timeout=60, message=f"{quality} per-feature data-quality series")
+        expected = drift + quality
         total = int(float(query(prometheus, 'count({job="driftline"})')[0]["value"][1]))
         not_exported = query(prometheus, "driftline_monitor_features_not_exported")
         assert sorted(float(s["value"][1]) for s in not_exported) == [FEATURES - cap] * 3
