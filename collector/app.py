@@ -38,8 +38,9 @@ from collector.ingest import IngestLoop
 from collector.metrics import Metrics
 from collector.monitor import ModelMonitor, retraining_channel_name
 from collector.reach import kafka_reachable
-from collector.scheduler import MonitorScheduler
+from collector.scheduler import MonitorScheduler, ticks_missed_counter
 from collector.store import make_engine, make_session_factory, upgrade
+from collector.store.leases import RunLeases
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +97,11 @@ class Service:
                 except Exception:  # a bad reference fails that model's runs, not the service
                     logger.exception("reference profile unavailable", extra={
                         "model": monitor.model.name})
-            self.scheduler = MonitorScheduler(self.monitors)
+            # Each tick is claimed in the store, so that several `serve` processes on one
+            # database run it once between them (issue 12; docs/scaling.md).
+            self.scheduler = MonitorScheduler(
+                self.monitors, leases=RunLeases(self.sessions),
+                ticks_missed=ticks_missed_counter(self.metrics.registry))
             self.scheduler.start()
         if "ingest" in self.roles:
             self.ingest = IngestLoop(self.settings.kafka, self.sessions, self.metrics)
