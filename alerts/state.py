@@ -95,7 +95,8 @@ def advance(previous: InstanceState, breached: bool | None, now: datetime, rule:
     if silenced:
         return replace(state, missed_while_silenced=True), []
     if previous.missed_while_silenced:
-        return replace(state, last_notified_at=now, missed_while_silenced=False), ["repeat"]
+        return (replace(state, last_notified_at=now, missed_while_silenced=False),
+                ["repeat", "refresh"])
     interval = rule.repeat_interval_seconds
     last = previous.last_notified_at
     if interval is not None and (last is None or now - last >= timedelta(seconds=interval)):
@@ -190,7 +191,7 @@ def _default_filter(channel_type: str, event: Event) -> bool:
     # Alertmanager wants every firing alert re-sent (it forgets them at endsAt); the other
     # channels only get firing, repeat and resolved.
     if channel_type == "alertmanager":
-        return event in ("firing", "resolved", "refresh", "repeat")
+        return event in ("firing", "resolved", "refresh")
     return event != "refresh"
 
 

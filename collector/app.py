@@ -165,6 +165,10 @@ class Service:
             time.sleep(0.05)
         sockets = [s for server in self._server.servers for s in server.sockets]
         self.http_port = int(sockets[0].getsockname()[1]) if sockets else config.port
+        if self.settings.api.base_url is None and self.settings.http.port == 0:
+            # Links in notifications name the port actually bound.
+            for monitor in self.monitors.values():
+                monitor.set_base_url(f"http://127.0.0.1:{self.http_port}")
 
     def _spawn(self, name: str, target: Callable[[], object]) -> None:
         thread = threading.Thread(target=target, name=f"driftline-{name}", daemon=True)

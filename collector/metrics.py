@@ -324,7 +324,8 @@ class Metrics:
             ),
             deliveries=Counter(
                 "driftline_alerts_deliveries_total",
-                "Webhook delivery attempts by channel and outcome (delivered, retry, failed).",
+                "Delivery attempts of every channel (alert channels and retraining webhooks) by "
+                "outcome (delivered, retry, failed).",
                 ["channel", "outcome"],
                 registry=reg,
             ),

@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -43,6 +43,7 @@ from detectors.report import finite_or_none
 logger = logging.getLogger(__name__)
 
 DRIFT_EVENT_TYPE = "model.drift_detected"
+_BUCKET_LOOKBACK = timedelta(minutes=10)
 
 
 def retraining_channel_name(model: str) -> str:
@@ -201,6 +202,11 @@ class ModelMonitor:
         name = self.model.name
         with self._sessions() as session:
             since = self._buckets_since or last_bucket_update(session, name, width)
+            if since is not None:
+                # `received_at` is stamped by the ingest process before its transaction
+                # commits, on its own clock: look back a margin, so a batch committed
+                # during the last update (or a clock behind ours) is never missed.
+                since -= _BUCKET_LOOKBACK
             times = labelled_prediction_times(session, name, since)
         step = pd.Timedelta(width).to_pytimedelta()
         for start in bucket_starts(times, width):
@@ -271,6 +277,10 @@ class ModelMonitor:
                 "metrics": report.to_dict()["metrics"] if report is not None else None,
                 "updated_at": iso_z(now)})
         return rows
+
+    def set_base_url(self, base_url: str) -> None:
+        """Where people reach this service (for the run links in notifications)."""
+        self._base_url = base_url.rstrip("/")
 
     def _run_url(self) -> str | None:
         return f"{self._base_url}/v1/models/{self.model.name}/runs" if self._base_url else None

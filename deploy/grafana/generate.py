@@ -225,9 +225,16 @@ PIPELINE = dashboard("driftline-pipeline", "driftline / Pipeline health", [
           f'histogram_quantile(0.95, sum by (le, model) '
           f'(rate(driftline_monitor_run_duration_seconds_bucket[{RATE}])))',
           legend="{{model}}", unit="s"),
-    panel("timeseries", "Webhook deliveries",
+    panel("timeseries", "Notifications by channel and outcome",
           f'sum by (channel, outcome) (increase(driftline_alerts_deliveries_total[{RATE}]))',
-          legend="{{channel}} {{outcome}}"),
+          legend="{{channel}} {{outcome}}",
+          description="Delivery attempts of every channel (Slack, e-mail, webhooks, "
+          "Alertmanager, retraining): delivered, retry (will be tried again), failed."),
+    panel("timeseries", "driftline alert instances (own rules)",
+          'sum by (model, rule, state) (driftline_alerts_instances{state=~"pending|firing"})',
+          legend="{{model}} {{rule}} {{state}}",
+          description="Instances of the alert rules declared in driftline.yaml, pending or "
+          "firing after each model's last run (docs/alerts.md)."),
     panel("stat", "Outbox pending", "driftline_alerts_outbox_pending_deliveries", width=6),
     panel("stat", "Kafka reachable", "min(driftline_kafka_up)", width=6),
     panel("stat", "Store reachable", "min(driftline_store_up)", width=6),

@@ -24,6 +24,7 @@ import pytest
 
 from collector.app import Service
 from collector.config import PerformanceSettings, SegmentSettings, parse_settings
+from collector.config_alerts import RuleSettings
 from collector.events import LabelEvent, PredictionEvent, encode_event
 from tests.integration.observability import (
     Processes,
@@ -132,7 +133,9 @@ def test_prometheus_alertmanager_and_dashboards_on_a_drifting_service(
                             webhook_url=retrain.url, window_events=300)
     model = settings.models[0].model_copy(update={
         "prediction": "numeric", "performance": PerformanceSettings(prediction_type="score"),
-        "segments": SegmentSettings(by=["color"])})
+        "segments": SegmentSettings(by=["color"]),
+        # A rule of driftline's own (no channel): its instances feed the Pipeline dashboard.
+        "alerts": [RuleSettings(name="drift", kind="dataset_drift")]})
     settings = settings.model_copy(update={"models": [model]})
     service = Service(settings, health_interval_seconds=0.5)
     service.start()

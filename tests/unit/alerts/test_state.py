@@ -72,7 +72,7 @@ def test_silence_holds_notifications_and_renotifies_after_it() -> None:
     assert events == []
     assert state.missed_while_silenced
     state, events = advance(state, True, T0 + timedelta(minutes=11), rule)
-    assert events == ["repeat"]
+    assert events == ["repeat", "refresh"]
     # A breach that starts and ends inside a silence notifies nothing at all.
     quiet = InstanceState(silenced_until=T0 + timedelta(hours=1))
     quiet, events = advance(quiet, True, T0, rule)
