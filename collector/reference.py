@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from collector.config import ModelSettings
@@ -295,16 +296,29 @@ class ReferenceLoader:
         except ReferenceDataError as exc:
             raise ReferenceDataError(f"model {self.model.name}: reference {exc}") from exc
         fitted = ModelReference.fit(self.model, frame, str(path))
-        with self._sessions.begin() as session:
-            stored = find_reference(session, self.model.name, fingerprint)
-            if stored is None:
-                stored = Reference(model=self.model.name, fingerprint=fingerprint,
-                                   source=str(path), n_rows=len(frame),
-                                   created_at=self._clock(), profile=fitted.profile.to_bytes())
-                session.add(stored)
-                session.flush()
-            self.reference_id = stored.id
+        self.reference_id = self._store_profile(fingerprint, path, len(frame), fitted)
         logger.info("reference fitted", extra={"model": self.model.name, "rows": len(frame),
                                                "notes": list(fitted.notes)})
         self._cached = (fingerprint, fitted)
         return fitted
+
+    def _store_profile(self, fingerprint: str, path: Path, n_rows: int,
+                       fitted: ModelReference) -> int:
+        """The stored profile's id, storing it first if no process has (races tolerated)."""
+        for _attempt in range(2):
+            try:
+                with self._sessions.begin() as session:
+                    stored = find_reference(session, self.model.name, fingerprint)
+                    if stored is None:
+                        stored = Reference(model=self.model.name, fingerprint=fingerprint,
+                                           source=str(path), n_rows=n_rows,
+                                           created_at=self._clock(),
+                                           profile=fitted.profile.to_bytes())
+                        session.add(stored)
+                        session.flush()
+                    return stored.id
+            except IntegrityError:
+                # Another collector stored the same reference at the same moment: read theirs.
+                continue
+        raise ReferenceDataError(f"model {self.model.name}: the reference profile could not "
+                                 "be stored")
