@@ -274,17 +274,21 @@ def _no_data(rule: AlertRule, run: RunSnapshot, r: Mapping[str, Any]) -> list[Ob
 
 def _labels_missing(rule: AlertRule, run: RunSnapshot,
                     r: Mapping[str, Any]) -> list[Observation]:
+    """Breach when too few of the predictions older than `duration_seconds` have labels.
+
+    Those are the predictions whose labels have had the time to arrive; the run computes
+    their coverage when a labels_missing rule asks for that age (`window.coverage_after`).
+    Without predictions that old the rule says nothing.
+    """
     window = r.get("window") or {}
-    first = window.get("first_at")
-    coverage = window.get("label_coverage")
-    if first is None or coverage is None:
+    found = (window.get("coverage_after") or {}).get(f"{rule.duration_seconds or 0.0:g}")
+    if found is None or not found.get("n"):
         return [Observation({}, None, {})]
-    age = (run.at - datetime.fromisoformat(str(first).replace("Z", "+00:00"))).total_seconds()
-    if age < (rule.duration_seconds or 0.0):
-        return [Observation({}, None, {})]  # labels have not had time to arrive yet
+    coverage = found.get("label_coverage")
     return [Observation({}, coverage < (rule.min_coverage or 0.0), {
         "label_coverage": coverage, "min_coverage": rule.min_coverage,
-        "n_labelled": window.get("n_labelled")})]
+        "n_predictions": found.get("n"), "n_labelled": found.get("n_labelled"),
+        "after_seconds": rule.duration_seconds})]
 
 
 _EVALUATORS = {

@@ -7,6 +7,7 @@ gauges (`collector.export`) and the retraining webhook's outbox entry.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -149,7 +150,11 @@ class ModelMonitor:
                     session, name, now=started_at, last_events=self.model.window.last_events,
                     last_seconds=self.model.window.last_seconds,
                     expected=list(self.model.features))
-            result = compute_run(self.model, reference, run_input(self.model, window))
+            data = dataclasses.replace(
+                run_input(self.model, window), at=started_at,
+                label_ages_seconds=tuple(r.duration_seconds or 0.0 for r in self.rules
+                                         if r.kind == "labels_missing"))
+            result = compute_run(self.model, reference, data)
             summary = self._store(run_id, started_at, result, window)
             self._update_buckets(reference, started_at)
             export_run(self._metrics, result, max_features=self._max_features)

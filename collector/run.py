@@ -133,6 +133,10 @@ class RunInput:
     segment_values: Mapping[str, Sequence[Any]] = field(default_factory=dict)
     absent: Mapping[str, Any] = field(default_factory=dict)
     unknown_fields: Mapping[str, int] = field(default_factory=dict)
+    # Label coverage is also given over the predictions older than each of these delays
+    # at `at` (the run's time): labels that had time to arrive (the labels_missing rule).
+    at: datetime | None = None
+    label_ages_seconds: tuple[float, ...] = ()
 
     @property
     def n(self) -> int:
@@ -168,10 +172,12 @@ class WindowFacts:
     label_coverage: float | None
     label_delay_median_seconds: float | None
     label_delay_p95_seconds: float | None
+    coverage_after: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields."""
         return {
+            "coverage_after": {k: dict(v) for k, v in self.coverage_after.items()},
             "n_events": self.n_events,
             "first_at": _iso(self.first_at), "last_at": _iso(self.last_at),
             "versions": dict(self.versions), "n_labelled": self.n_labelled,
@@ -179,6 +185,32 @@ class WindowFacts:
             "label_delay_median_seconds": finite_or_none(self.label_delay_median_seconds),
             "label_delay_p95_seconds": finite_or_none(self.label_delay_p95_seconds),
         }
+
+
+def age_key(seconds: float) -> str:
+    """The key of a label age in `window.coverage_after` (e.g. "3600").
+
+    Examples:
+        >>> age_key(3600.0), age_key(90.5)
+        ('3600', '90.5')
+    """
+    return f"{seconds:g}"
+
+
+def _coverage_after(data: RunInput, labelled: np.ndarray[Any, np.dtype[np.bool_]]
+                    ) -> dict[str, dict[str, Any]]:
+    """Coverage over the predictions older than each requested age at the run's time."""
+    if data.at is None or data.prediction_at is None or not data.label_ages_seconds:
+        return {}
+    at = pd.Timestamp(data.at)
+    out: dict[str, dict[str, Any]] = {}
+    for age in data.label_ages_seconds:
+        old = np.asarray(data.prediction_at <= at - pd.Timedelta(seconds=age))
+        n_old = int(old.sum())
+        n_done = int((old & labelled).sum())
+        out[age_key(age)] = {"n": n_old, "n_labelled": n_done,
+                             "label_coverage": n_done / n_old if n_old else None}
+    return out
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -347,6 +379,7 @@ def compute_run(model: ModelSettings, reference: ModelReference, data: RunInput,
         label_coverage=n_labelled / data.n if data.n else None,
         label_delay_median_seconds=delay.median_seconds if delay is not None else None,
         label_delay_p95_seconds=delay.p95_seconds if delay is not None else None,
+        coverage_after=_coverage_after(data, labelled),
     )
     return RunResult(
         model=model.name, drift=drift, window=facts, performance=performance,

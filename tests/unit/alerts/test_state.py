@@ -187,3 +187,16 @@ def test_a_performance_rule_fires_below_and_relative_drop(
     assert _sent(sessions)[1:] == [("slack", "alert.firing")]
     _run(sessions, rules, _result(drifted=False, accuracy=0.94), T0 + timedelta(minutes=3), "d")
     assert sorted(_sent(sessions)[2:]) == [("slack", "alert.resolved")] * 2
+
+
+def test_labels_missing_counts_only_predictions_old_enough() -> None:
+    rule = _rule(name="labels", kind="labels_missing", min_coverage=0.5,
+                 duration_seconds=3600)
+    window = {"coverage_after": {"3600": {"n": 40, "n_labelled": 30, "label_coverage": 0.75}},
+              "label_coverage": 0.1}  # the whole window is mostly too young to have labels
+    run = RunSnapshot("fraud", "r", T0, "ok", {"status": "ok", "window": window})
+    assert [o.breached for o in rule.evaluate(run)] == [False]
+    window["coverage_after"]["3600"] = {"n": 40, "n_labelled": 10, "label_coverage": 0.25}
+    assert [o.breached for o in rule.evaluate(run)] == [True]
+    window["coverage_after"]["3600"] = {"n": 0, "n_labelled": 0, "label_coverage": None}
+    assert [o.breached for o in rule.evaluate(run)] == [None]

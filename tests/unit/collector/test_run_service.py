@@ -160,3 +160,15 @@ def _equal_to_sklearn(metrics: dict[str, float | None], rows: pd.DataFrame) -> N
     }
     for name, value in expected.items():
         assert metrics[name] == pytest.approx(value, rel=1e-9, abs=1e-12), name
+
+
+def test_coverage_after_counts_predictions_old_enough(rng: np.random.Generator) -> None:
+    from collector.run import RunInput, _coverage_after
+
+    times = pd.DatetimeIndex([T0 - timedelta(hours=h) for h in (0.1, 0.5, 2, 3, 5)])
+    labelled = np.array([False, False, True, False, True])
+    data = RunInput(features=pd.DataFrame(index=range(5)), predictions=[0.5] * 5,
+                    prediction_at=times, at=T0, label_ages_seconds=(3600.0, 0.0))
+    assert _coverage_after(data, labelled) == {
+        "3600": {"n": 3, "n_labelled": 2, "label_coverage": 2 / 3},
+        "0": {"n": 5, "n_labelled": 2, "label_coverage": 0.4}}
