@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 
+from alerts.channels.http import post
 from alerts.channels.slack import format_value
 from alerts.channels.webhook import parse_retry_after
 from alerts.clock import iso_z, utcnow
@@ -127,14 +128,9 @@ class AlertmanagerChannel:
         alert = alertmanager_alert(Notification.from_payload(message.data()), now=now,
                                    resend_hint_seconds=self.resend_hint_seconds)
         body = json.dumps([alert], ensure_ascii=False).encode("utf-8")
-        try:
-            response = self._client.post(self.url, content=body, headers={
-                "content-type": "application/json", "user-agent": "driftline-alertmanager/1"})
-        except httpx.TimeoutException as exc:
-            raise DeliveryError(f"timeout posting to {self.url}", retryable=True) from exc
-        except httpx.TransportError as exc:
-            raise DeliveryError(f"cannot reach {self.url}: {type(exc).__name__}",
-                                retryable=True) from exc
+        response = post(self._client, self.url, body, {
+            "content-type": "application/json", "user-agent": "driftline-alertmanager/1"},
+            where=self.url)
         code = response.status_code
         if 200 <= code < 300:
             return

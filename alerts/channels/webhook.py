@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import httpx
 
+from alerts.channels.http import post
 from alerts.clock import utcnow
 from alerts.errors import DeliveryError
 from alerts.message import Message
@@ -81,13 +82,7 @@ class WebhookChannel:
         headers = sign_headers(message.id, now, body, self._secret)
         headers["content-type"] = "application/json"
         headers["user-agent"] = "driftline-webhook/1"
-        try:
-            response = self._client.post(self.url, content=body, headers=headers)
-        except httpx.TimeoutException as exc:
-            raise DeliveryError(f"timeout posting to {self.url}", retryable=True) from exc
-        except httpx.TransportError as exc:
-            raise DeliveryError(f"cannot reach {self.url}: {type(exc).__name__}",
-                                retryable=True) from exc
+        response = post(self._client, self.url, body, headers, where=self.url)
         code = response.status_code
         if 200 <= code < 300:
             return
