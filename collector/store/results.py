@@ -56,19 +56,25 @@ def bucket_starts(times: Iterable[datetime], width: str) -> list[datetime]:
 def upsert_bucket(session: Session, *, model: str, bucket: str, start: datetime,
                   n_predictions: int, report: PerformanceReport | None,
                   updated_at: datetime) -> None:
-    """Store (or replace) the performance of one bucket."""
+    """Store (or replace) the performance of one bucket; unchanged numbers are left alone."""
     row = session.execute(select(PerformanceBucket).where(
         PerformanceBucket.model == model, PerformanceBucket.bucket == bucket,
         PerformanceBucket.bucket_start == start)).scalar_one_or_none()
+    values = {
+        "n_predictions": n_predictions,
+        "n_labelled": report.n_labelled if report is not None else 0,
+        "label_coverage": (finite_or_none(report.label_coverage) if report is not None
+                           else (0.0 if n_predictions else None)),
+        "status": report.status if report is not None else "no_labels",
+        "metrics": report.to_dict() if report is not None else None,
+    }
     if row is None:
         row = PerformanceBucket(model=model, bucket=bucket, bucket_start=start)
         session.add(row)
-    row.n_predictions = n_predictions
-    row.n_labelled = report.n_labelled if report is not None else 0
-    row.label_coverage = (finite_or_none(report.label_coverage) if report is not None
-                          else (0.0 if n_predictions else None))
-    row.status = report.status if report is not None else "no_labels"
-    row.metrics = report.to_dict() if report is not None else None
+    elif all(getattr(row, key) == value for key, value in values.items()):
+        return  # recomputed to the same numbers: `updated_at` says when they last changed
+    for key, value in values.items():
+        setattr(row, key, value)
     row.updated_at = updated_at
 
 
