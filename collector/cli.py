@@ -71,8 +71,9 @@ def _check_config(args: argparse.Namespace) -> int:
     try:
         settings = load_settings(args.config)
     except ConfigError as exc:
-        for line in exc.problems:
-            print(f"error: {line}", file=sys.stderr)
+        source = f"{Path(args.config)}: "
+        for line in exc.problems:  # the same shape as the problems found below
+            print(f"{args.config}: error: {line.removeprefix(source)}", file=sys.stderr)
         return EXIT_USAGE
     problems = check_settings(settings, os.environ, strict=args.strict)
     for problem in problems:
