@@ -153,7 +153,8 @@ class DevTools:
 @contextmanager
 def devtools_page(chromium: str, *, width: int, height: int) -> Iterator[DevTools]:
     """A headless Chromium with one page, its DevTools session open; stopped on exit."""
-    with tempfile.TemporaryDirectory() as profile:
+    # Chromium's helper processes may still write to the profile as the browser exits.
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
         log = Path(profile) / "chromium.log"
         with log.open("wb") as stderr:
             process = subprocess.Popen(
