@@ -38,6 +38,8 @@ class Part:
         model: The model's name when the message names it.
         version: The model's version when the message names it.
         at: The event's time when the message carries one (timezone-aware UTC).
+        request_id: The request id driftline stores on the events, when it differs from
+            `key` (a key that also names a graph node, say); None means `key` itself.
     """
 
     key: str
@@ -47,6 +49,7 @@ class Part:
     model: str | None
     version: str | None
     at: datetime | None
+    request_id: str | None = None
 
 
 class SourceDecoder(Protocol):
