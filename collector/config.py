@@ -28,6 +28,7 @@ from sqlalchemy.exc import ArgumentError
 
 from alerts.rules import AlertRule
 from collector.config_alerts import ApiSettings, ChannelSettings, RuleSettings
+from collector.config_sources import SourceSettings, check_sources
 from collector.errors import ConfigError
 from collector.events import MAX_EVENT_BYTES
 from detectors import DetectorError, DriftOptions, UnknownMethodError, methods_for
@@ -362,6 +363,8 @@ class Settings(_Strict):
     api: ApiSettings = ApiSettings()
     channels: dict[str, ChannelSettings] = Field(default_factory=dict)
     models: list[ModelSettings] = Field(default_factory=list)
+    # Model servers' own loggers read as sources (collector/config_sources.py).
+    sources: list[SourceSettings] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _unique_names(self) -> Settings:
@@ -378,6 +381,8 @@ class Settings(_Strict):
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"model names must be unique, repeated: {duplicates}")
+        check_sources(self.sources, model_names=set(names), reserved_topics={
+            self.kafka.predictions_topic, self.kafka.labels_topic, self.kafka.deadletter_topic})
         return self
 
     def model(self, name: str) -> ModelSettings:
