@@ -223,6 +223,7 @@ class PredictionLogger:
         timestamp: datetime | None = None,
         model: str | None = None,
         model_version: str | None = None,
+        event_id: str | None = None,
     ) -> str | None:
         """Log one prediction without blocking; never raises.
 
@@ -235,6 +236,9 @@ class PredictionLogger:
             timestamp: When the prediction was served, timezone-aware; now when omitted.
             model: Overrides the logger's model name.
             model_version: Overrides the logger's model version.
+            event_id: The event's id (1 to 200 characters), for a caller that derives it from
+                the request so that a repeated delivery is stored once; a random one when
+                omitted.
 
         Returns:
             The event id, or None when the event was dropped at once (see `stats`). An event
@@ -246,7 +250,7 @@ class PredictionLogger:
                     or (timestamp is not None and timestamp.utcoffset() is None)):
                 self._count_drop("prediction", "encode_error")
                 return None
-            event_id = new_event_id()
+            event_id = event_id or new_event_id()
             # Snapshots as tuples of names and of values, not dicts: the garbage collector stops
             # tracking a tuple of atomic values but never one that holds a dict, and a backlog
             # of tracked records makes every full collection walk the whole buffer.
