@@ -21,9 +21,11 @@ from driftline_sidecar.payloads import (
     Outputs,
     PayloadError,
     Route,
+    feature_names_from_metadata,
     parse_request,
     parse_response,
     route,
+    row_event_id,
 )
 
 
@@ -459,3 +461,55 @@ def test_deep_nesting_is_an_error_not_a_crash() -> None:
     with pytest.raises(PayloadError, match=r"\w") as caught:
         parse_request("v2", '{"inputs": [{"name": "x", "shape": [0], "data": ' + deep + "}]}")
     assert caught.value.reason in {"invalid_json", "shape_mismatch"}
+
+
+# -- event ids and metadata --------------------------------------------------------------------
+def test_row_event_id_is_deterministic_per_model_request_and_row() -> None:
+    ids = {row_event_id(model, request, row)
+           for model in ("iris", "fraud") for request in ("r1", "r2") for row in range(3)}
+    assert len(ids) == 12
+    assert row_event_id("iris", "r1", 2) == row_event_id("iris", "r1", 2)
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+
+
+def test_v2_metadata_mlserver_declared_inputs() -> None:
+    body = {"name": "income", "versions": [], "platform": "", "inputs": [
+        {"name": "age", "datatype": "INT64", "shape": [-1, 1]},
+        {"name": "hours", "datatype": "FP64", "shape": [-1]},
+    ], "outputs": [{"name": "predict", "datatype": "INT64", "shape": [-1, 1]}],
+        "parameters": {"content_type": "pd"}}
+    assert feature_names_from_metadata("v2", json.dumps(body)) == ["age", "hours"]
+
+
+@pytest.mark.parametrize("body", [
+    {"name": "iris", "versions": [], "platform": "", "inputs": [], "outputs": []},
+    {"name": "iris"},
+    {"inputs": [{"name": "input-0", "datatype": "FP64", "shape": [-1, 4]}]},
+    {"inputs": [{"datatype": "FP64", "shape": [-1, 1]}]},
+    {"error": "Model iris not found"},
+    ["age"],
+])
+def test_v2_metadata_without_column_names(body: Any) -> None:
+    assert feature_names_from_metadata("v2", body) is None
+
+
+def _tf_input(*sizes: str) -> dict[str, Any]:
+    return {"dtype": "DT_FLOAT", "tensor_shape": {"dim": [{"size": s, "name": ""} for s in sizes],
+                                                  "unknown_rank": False}}
+
+
+def test_v1_metadata_tf_serving_signature_inputs() -> None:
+    # The shape of TF Serving's GetModelMetadataResponse as JSON.
+    body = {"model_spec": {"name": "income", "signature_name": "", "version": "1"},
+            "metadata": {"signature_def": {"signature_def": {
+                "serving_default": {"inputs": {"age": _tf_input("-1", "1"),
+                                               "hours": _tf_input("-1")},
+                                    "outputs": {}, "method_name": "tensorflow/serving/predict"},
+                "__saved_model_init_op": {"inputs": {}, "outputs": {}, "method_name": ""}}}}}
+    assert feature_names_from_metadata("v1", body) == ["age", "hours"]
+    wide = json.loads(json.dumps(body))
+    wide["metadata"]["signature_def"]["signature_def"]["serving_default"]["inputs"] = {
+        "x": _tf_input("-1", "4")}
+    assert feature_names_from_metadata("v1", wide) is None
+    assert feature_names_from_metadata("v1", {"name": "iris", "ready": True}) is None
+    assert feature_names_from_metadata("mlflow", body) is None
