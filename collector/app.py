@@ -5,7 +5,7 @@ load_settings` reads DRIFTLINE_DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS); the on
 read here are the secrets whose names the settings give, from `Service.environ` (the
 process environment unless a caller passes its own).
 
-`Service` owns the engine, the metrics registry, the ingest loop, the
+`Service` owns the engine, the metrics registry, the ingest loop, the sources bridge, the
 scheduler, the outbox dispatcher and the HTTP server, starts them in order and
 stops them in reverse on SIGTERM.
 """
@@ -39,13 +39,16 @@ from collector.metrics import Metrics
 from collector.monitor import ModelMonitor, retraining_channel_name
 from collector.reach import kafka_reachable
 from collector.scheduler import MonitorScheduler, ticks_missed_counter
+from collector.sources.bridge import Bridge
+from collector.sources.cloudevents import RawWriter, cloudevents_router
+from collector.sources.metrics import SourceMetrics
 from collector.store import make_engine, make_session_factory, upgrade
 from collector.store.leases import RunLeases
 
 logger = logging.getLogger(__name__)
 
-Role = Literal["ingest", "scheduler", "api"]
-ALL_ROLES: frozenset[Role] = frozenset({"ingest", "scheduler", "api"})
+Role = Literal["ingest", "scheduler", "api", "sources"]
+ALL_ROLES: frozenset[Role] = frozenset({"ingest", "scheduler", "api", "sources"})
 
 
 @dataclass
@@ -77,6 +80,10 @@ class Service:
             for m in self.settings.models
         }
         self.ingest: IngestLoop | None = None
+        # Model servers' loggers (issue 13): the bridge, and the CloudEvents endpoint's writers.
+        self.source_metrics = SourceMetrics.create(self.metrics.registry)
+        self.bridge: Bridge | None = None
+        self._raw_writers: dict[str, RawWriter] = {}
         self.scheduler: MonitorScheduler | None = None
         self.dispatcher: Dispatcher | None = None
         self._threads: list[threading.Thread] = []
@@ -106,6 +113,12 @@ class Service:
         if "ingest" in self.roles:
             self.ingest = IngestLoop(self.settings.kafka, self.sessions, self.metrics)
             self._spawn("ingest", lambda: self.ingest.run(self.stop_event) if self.ingest else None)
+        if "sources" in self.roles and self.settings.sources:
+            self.bridge = Bridge(
+                self.settings.kafka, self.settings.sources, self.source_metrics,
+                model_features={m.name: list(m.features) for m in self.settings.models})
+            self._spawn("sources",
+                        lambda: self.bridge.run(self.stop_event) if self.bridge else None)
         self._spawn("health", self._health_loop)
         self._start_http()
         logger.info("driftline started", extra={"roles": sorted(self.roles)})
@@ -152,8 +165,16 @@ class Service:
             api_token=self.environ.get(self.settings.api.token_env) or None,
             token_env=self.settings.api.token_env,
         )
+        app = create_app(context)
+        cloudevents = [s for s in self.settings.sources if s.kind == "cloudevents"]
+        if cloudevents:
+            self._raw_writers = {s.name: RawWriter(
+                self.settings.kafka.bootstrap_servers, max_event_bytes=s.max_event_bytes,
+                timeout_seconds=s.write_timeout_seconds) for s in cloudevents}
+            app.include_router(cloudevents_router(cloudevents, self._raw_writers,
+                                                  self.source_metrics.received))
         config = uvicorn.Config(
-            create_app(context), host=self.settings.http.host, port=self.settings.http.port,
+            app, host=self.settings.http.host, port=self.settings.http.port,
             log_level="warning", lifespan="off", access_log=False,
         )
         self._server = uvicorn.Server(config)
@@ -179,7 +200,7 @@ class Service:
         """Stop in reverse order: ingest finishes its batch and commits first."""
         self.stop_event.set()
         for thread in self._threads:
-            if thread.name == "driftline-ingest":
+            if thread.name in ("driftline-ingest", "driftline-sources"):
                 thread.join(timeout=30)
         if self.scheduler is not None:
             self.scheduler.stop(wait=True)
@@ -189,6 +210,8 @@ class Service:
             self._server.should_exit = True
         for thread in self._threads:
             thread.join(timeout=10)
+        for writer in self._raw_writers.values():
+            writer.close()
         self.engine.dispose()
         logger.info("driftline stopped")
 
@@ -209,7 +232,7 @@ class Service:
     def readiness(self) -> dict[str, bool]:
         """What /readyz reports: the store, and Kafka when this process ingests."""
         checks = {"store": self._ready["store"]}
-        if "ingest" in self.roles:
+        if "ingest" in self.roles or self.bridge is not None or self._raw_writers:
             checks["kafka"] = self._ready["kafka"]
         return checks
 

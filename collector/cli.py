@@ -194,11 +194,21 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run ingest, scheduler and HTTP")
     serve.add_argument("--config", default=DEFAULT_CONFIG, metavar="FILE",
                        help=f"configuration file (default {DEFAULT_CONFIG})")
-    serve.add_argument("--only", choices=["ingest", "scheduler", "api"], default=None,
-                       help="run one role only: ingest, scheduler or api (HTTP /metrics is "
-                            "always served)")
+    serve.add_argument("--only", choices=["ingest", "scheduler", "api", "sources"], default=None,
+                       help="run one role only: ingest, scheduler, api or sources (the "
+                            "bridge of the configured sources; HTTP /metrics is always served)")
     serve.add_argument("--port", type=int, default=None, help="HTTP port (overrides config)")
     serve.set_defaults(handler=_serve)
+
+    sources = commands.add_parser(
+        "sources", help="run the sources bridge only (serve --only sources)",
+        description="Read the configured sources (KServe and Seldon loggers, MLServer and "
+                    "Seldon Core v2 topics), pair requests with responses and produce "
+                    "driftline events; HTTP serves /metrics and the CloudEvents endpoint.")
+    sources.add_argument("--config", default=DEFAULT_CONFIG, metavar="FILE",
+                         help=f"configuration file (default {DEFAULT_CONFIG})")
+    sources.add_argument("--port", type=int, default=None, help="HTTP port (overrides config)")
+    sources.set_defaults(handler=_serve, only="sources")
 
     db = commands.add_parser("db", help="database schema")
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="COMMAND",
