@@ -9,10 +9,13 @@ Seldon's HTTP loggers post in the same shape: the body as the value, each attrib
 named by the attribute (`id`, `type`, `source`, `time`, the extensions) and `content-type`
 for `datacontenttype`. So one decoder reads both.
 
-Pairing: KServe gives a request and its response the same CloudEvent `id`; Seldon gives each
-message its own `id` and the inference's `requestid` (the `Seldon-Puid`). The request id is
-`requestid`, else `id`; the pairing key adds the model and the graph node (Seldon `modelid`)
-or component (KServe `component`), so that the nodes of one inference graph pair separately.
+Pairing: KServe gives a request and its response the same CloudEvent `id` (the inference
+request's own `Ce-Id` header when the caller sent one, else a new UUID); Seldon gives each
+message its own `id` and the inference's `requestid` (the `Seldon-Puid`). The pairing key is
+`requestid`, else `id`, with the model and the graph node (Seldon `modelid`) or component
+(KServe `component`), so that the nodes of one inference graph pair separately. The request id
+stored is the same, except that a KServe `metadata` extension carrying an `X-Request-Id`
+header (the InferenceService's `logger.metadataHeaders`) gives that id, which the caller knows.
 
 Types: `org.kubeflow.serving.inference.request|response`, `io.seldon.serving.inference.
 request|response` and `io.seldon.serving.feedback` (a feedback's `truth` becomes labels).
@@ -70,6 +73,30 @@ def record_headers(record: Any) -> dict[str, str]:
             raise EventDecodeError("invalid_utf8", f"header {key!r} is not UTF-8") from exc
         headers[key] = text[:_MAX_HEADER_CHARS]
     return headers
+
+
+def metadata_request_id(metadata: str | None) -> str | None:
+    """The `X-Request-Id` a KServe `metadata` extension carries (JSON of header -> values).
+
+    Examples:
+        >>> metadata_request_id('{"X-Request-Id": ["order-81"], "User-Agent": ["curl"]}')
+        'order-81'
+        >>> metadata_request_id("not json") is None
+        True
+    """
+    if not metadata:
+        return None
+    try:
+        headers = json.loads(metadata)
+    except ValueError:
+        return None
+    if not isinstance(headers, dict):
+        return None
+    for name, values in headers.items():
+        if str(name).lower() == "x-request-id":
+            value = values[0] if isinstance(values, list) and values else values
+            return value if isinstance(value, str) and value else None
+    return None
 
 
 def sniff_protocol(body: Any, role: PartRole) -> str:
@@ -190,6 +217,7 @@ class LoggerDecoder:
                         else sniff_protocol(body, role))
         model = headers.get("inferenceservicename") or headers.get("modelid") or None
         node = headers.get("modelid") or headers.get("component") or ""
+        stored_id = metadata_request_id(headers.get("metadata")) or request_id
         return [Part(
             key=f"{model or ''}\x1f{node}\x1f{request_id}",
             role=role,
@@ -198,7 +226,7 @@ class LoggerDecoder:
             model=model,
             version=None,
             at=parse_time(headers.get("time")) or record_time(record),
-            request_id=request_id,
+            request_id=stored_id,
         )]
 
 
