@@ -1,11 +1,17 @@
-"""Ingest: consume events from Kafka, store them once each, then commit offsets.
+"""Ingest: consume events from Kafka and store each offset exactly once.
 
-The loop's state is the next offset of each partition (as bytewax's Kafka
-source): a batch is decoded, valid events are written in one transaction
-(idempotent on event_id), invalid ones are produced to the dead-letter topic
-with their original bytes, and only when both are durable are the offsets
-committed. A failure before the commit rewinds the partitions to the batch's
-first offsets, so nothing is lost and nothing is stored twice.
+The loop's state is the next offset of each partition, kept in the store
+(`ingest_offsets`) and written in the same transaction as the batch's events: a
+batch is decoded, invalid events are produced to the dead-letter topic with
+their original bytes (and acknowledged), then the valid ones are written as
+columnar batches together with the partitions' new offsets. The offset update is
+a compare-and-set on the batch's first offset, so a process that lost its
+partitions in a rebalance cannot store a batch the new owner stored already. On
+assignment the consumer seeks to the stored offsets; Kafka's committed offsets
+follow the store's after each batch (for lag tools), and are used only when the
+store has none (a new group). A failure before the store commits rewinds the
+partitions, so nothing is lost and nothing is stored twice; event ids make a
+producer's redelivery a duplicate too.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaConnectionError, KafkaError, MessageSizeTooLargeError
 from kafka.structs import OffsetAndMetadata
 from sqlalchemy.exc import SQLAlchemyError
@@ -30,6 +36,7 @@ from collector.errors import EventDecodeError
 from collector.events import LabelEvent, PredictionEvent, decode_event
 from collector.metrics import Metrics
 from collector.reach import kafka_reachable
+from collector.store.offsets import StaleOffsetError, claim_offsets, stored_offsets
 from collector.store.queries import insert_labels, insert_predictions
 
 logger = logging.getLogger(__name__)
@@ -57,6 +64,20 @@ def deadletter_headers(record: Any, error: EventDecodeError) -> list[tuple[str, 
         ("driftline.source.partition", str(record.partition).encode()),
         ("driftline.source.offset", str(record.offset).encode()),
     ]
+
+
+class _SeekToStored(ConsumerRebalanceListener):  # type: ignore[misc]
+    """On assignment, start each partition at the offset the store holds for it."""
+
+    def __init__(self, loop: IngestLoop) -> None:
+        self._loop = loop
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        """Nothing to flush: every batch is stored and its offsets with it."""
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        """Seek to the stored offsets (Kafka's committed ones apply where none are stored)."""
+        self._loop.seek_to_stored(list(assigned))
 
 
 class IngestLoop:
@@ -109,8 +130,9 @@ class IngestLoop:
         except Exception:
             consumer.close(autocommit=False)
             raise
-        consumer.subscribe([self._settings.predictions_topic, self._settings.labels_topic])
         self._consumer, self._producer = consumer, producer
+        consumer.subscribe([self._settings.predictions_topic, self._settings.labels_topic],
+                           listener=_SeekToStored(self))
         logger.info("ingest connected", extra={"bootstrap": self._settings.bootstrap_servers})
 
     def _disconnect(self) -> None:
@@ -164,10 +186,36 @@ class IngestLoop:
         self._disconnect()
         logger.info("ingest stopped")
 
+    def seek_to_stored(self, partitions: Sequence[TopicPartition]) -> None:
+        """Seek `partitions` to the next offsets the store holds for them."""
+        consumer = self._consumer
+        if consumer is None or not partitions:
+            return
+        with self._sessions() as session:
+            offsets = stored_offsets(session, self._settings.group_id, partitions)
+        for tp, offset in offsets.items():
+            try:
+                consumer.seek(tp, offset)
+            except Exception:  # revoked again meanwhile: the next assignment seeks
+                logger.warning("seek to stored offset failed", exc_info=True)
+        if offsets:
+            logger.info("partitions start at stored offsets",
+                        extra={"partitions": {f"{tp.topic}[{tp.partition}]": o
+                                              for tp, o in offsets.items()}})
+
     def _handle(self, batch: Mapping[TopicPartition, Sequence[Any]]) -> bool:
         """Process one polled batch; True when it was stored and committed."""
         try:
             self.process(batch)
+        except StaleOffsetError as exc:
+            # Another process stored these offsets (a rebalance moved the partition).
+            logger.warning("batch already stored elsewhere, skipping to the stored offsets",
+                           extra={"error": str(exc)})
+            try:
+                self.seek_to_stored(list(batch))
+            except SQLAlchemyError:
+                self._rewind(batch)
+            return True
         except (SQLAlchemyError, KafkaError, OSError) as exc:
             self._metrics.store_up.set(0 if isinstance(exc, SQLAlchemyError) else 1)
             logger.warning("batch not committed, will be read again", extra={"error": repr(exc)})
@@ -202,12 +250,16 @@ class IngestLoop:
                     predictions.append(event)
                 else:
                     labels.append(event)
+        # Dead letters first: once the offsets are stored they will not be read again.
+        self._send_deadletters(dead)
         now = self._clock()
         with self._sessions.begin() as session:
+            claim_offsets(session, self._settings.group_id, {
+                tp: (records[0].offset, records[-1].offset + 1)
+                for tp, records in batch.items() if records}, now)
             new_predictions = insert_predictions(session, predictions, now)
             new_labels = insert_labels(session, labels, now)
         self._metrics.store_up.set(1)
-        self._send_deadletters(dead)
         self._commit(batch)
         self._count(predictions, labels, new_predictions, new_labels, dead, outcome, now)
         return outcome
@@ -247,8 +299,11 @@ class IngestLoop:
             for tp, records in batch.items()
             if records
         }
-        self._consumer.commit(offsets=offsets)
         self.batches_committed += 1
+        try:
+            self._consumer.commit(offsets=offsets)
+        except KafkaError:  # the store holds the offsets; Kafka's copy is for lag tools
+            logger.info("kafka offset commit failed (offsets are in the store)", exc_info=True)
         self._metrics.ingest_batches.inc()
 
     def _count(

@@ -29,27 +29,59 @@ class Base(DeclarativeBase):
     """Declarative base of the collector's tables."""
 
 
-class Prediction(Base):
-    """One served prediction; `event_id` makes writes idempotent."""
+class EventBatch(Base):
+    """The predictions of one model from one ingest batch, as columns (collector/store/batches.py).
 
-    __tablename__ = "predictions"
+    `first_at` / `last_at` bound the events' times, so a window reads only the batches it
+    needs; `received_at` is when ingest stored it. Batches are deleted whole by retention.
+    """
+
+    __tablename__ = "event_batches"
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    event_id: Mapped[str] = mapped_column(String(200), unique=True)
     model: Mapped[str] = mapped_column(String(200))
-    model_version: Mapped[str | None] = mapped_column(String(200))
-    request_id: Mapped[str | None] = mapped_column(String(200))
-    event_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    n_events: Mapped[int] = mapped_column(Integer)
+    first_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    last_at: Mapped[datetime] = mapped_column(UtcDateTime())
     received_at: Mapped[datetime] = mapped_column(UtcDateTime())
-    features: Mapped[dict[str, Any]] = mapped_column(JSON)
-    prediction: Mapped[Any] = mapped_column(JSON, nullable=True)
-    tags: Mapped[dict[str, str] | None] = mapped_column(JSON, nullable=True)
-    latency_ms: Mapped[float | None] = mapped_column(Float)
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
 
     __table_args__ = (
-        Index("ix_predictions_model_id", "model", "id"),
-        Index("ix_predictions_model_event_at", "model", "event_at"),
-        Index("ix_predictions_model_request", "model", "request_id"),
+        Index("ix_event_batches_model_id", "model", "id"),
+        Index("ix_event_batches_model_last_at", "model", "last_at"),
+        Index("ix_event_batches_model_received", "model", "received_at"),
     )
+
+
+class EventKey(Base):
+    """One stored prediction's event id (16-byte hash): a redelivered event is stored once."""
+
+    __tablename__ = "event_keys"
+    key: Mapped[bytes] = mapped_column(LargeBinary(16), primary_key=True)
+
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+
+class RequestKey(Base):
+    """When a (model, request id) was predicted: finds the buckets a late label changes."""
+
+    __tablename__ = "request_keys"
+    key: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    event_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class IngestOffset(Base):
+    """The next Kafka offset to store, per consumer group and partition.
+
+    Written in the transaction that stores the batch, so a batch and its offsets are
+    durable together (exactly once per offset); the consumer seeks here on assignment.
+    """
+
+    __tablename__ = "ingest_offsets"
+    group_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    topic: Mapped[str] = mapped_column(String(250), primary_key=True)
+    partition: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    next_offset: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class Label(Base):
@@ -64,7 +96,8 @@ class Label(Base):
     received_at: Mapped[datetime] = mapped_column(UtcDateTime())
     label: Mapped[Any] = mapped_column(JSON)
 
-    __table_args__ = (Index("ix_labels_model_request", "model", "request_id"),)
+    __table_args__ = (Index("ix_labels_model_request", "model", "request_id"),
+                      Index("ix_labels_model_received", "model", "received_at"))
 
 
 class Reference(Base):

@@ -2,8 +2,9 @@
 
 A run asks for the last N events or the last T seconds of a model and gets a `Window`:
 features as columns, the raw predictions, the labels joined on (model, request_id) whatever
-their order of arrival, times, versions and tags. How events are stored (JSON rows today,
-columnar batches for production volume, issue 12) is this module's business alone.
+their order of arrival, times, versions and tags. How events are stored (columnar batches,
+collector/store/batches.py, with keys for deduplication and label joins) is this module's
+business alone.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import pandas as pd
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from collector.store.models import Label, Prediction
+from collector.store.batches import Columns, concat, decode, read_table, request_key
+from collector.store.models import EventBatch, Label, RequestKey
 
 
 @dataclass(frozen=True)
@@ -94,14 +96,12 @@ def _empty() -> Window:
                   [])
 
 
-def _with_labels(query: Select[Any]) -> Select[Any]:
-    return query.outerjoin(
-        Label, (Label.model == Prediction.model) & (Label.request_id == Prediction.request_id))
+# Request ids per label lookup (SQLite allows 32,766 parameters a statement).
+_LOOKUP_CHUNK = 10_000
 
 
-_COLUMNS = (Prediction.id, Prediction.features, Prediction.prediction, Prediction.event_at,
-            Prediction.model_version, Prediction.tags, Label.id.label("label_id"),
-            Label.label, Label.event_at.label("label_at"))
+def _batches(session: Session, query: Select[Any]) -> list[Columns]:
+    return [decode(read_table(payload)) for payload in session.execute(query).scalars()]
 
 
 def read_window(
@@ -115,26 +115,48 @@ def read_window(
 ) -> Window:
     """The current window of `model`, with its labels joined.
 
-    The last `last_events` events, or those of the last `last_seconds` before `now`. A
-    prediction with several labels (a correction sent later) takes the last one stored.
+    The last `last_events` events stored, or those of the last `last_seconds` before
+    `now`; only the batches holding them are read. A prediction with several labels (a
+    correction sent later) takes the last one stored.
     """
     if last_seconds is not None:
-        ids = select(Prediction.id).where(
-            Prediction.model == model,
-            Prediction.event_at >= now - timedelta(seconds=last_seconds))
-    else:
-        ids = (select(Prediction.id).where(Prediction.model == model)
-               .order_by(Prediction.id.desc()).limit(last_events or 1000))
-    query = _with_labels(select(*_COLUMNS)).where(Prediction.id.in_(ids.scalar_subquery()))
-    return _build(session.execute(query.order_by(Prediction.id, Label.id)).all(), expected)
+        cutoff = now - timedelta(seconds=last_seconds)
+        query = (select(EventBatch.payload)
+                 .where(EventBatch.model == model, EventBatch.last_at >= cutoff)
+                 .order_by(EventBatch.id))
+        columns = concat(_batches(session, query))
+        keep = np.asarray(columns.event_at >= pd.Timestamp(cutoff))
+        return _build(session, model, _select(columns, keep), expected)
+    wanted = last_events or 1000
+    ids: list[int] = []
+    total = 0
+    sizes = (select(EventBatch.id, EventBatch.n_events).where(EventBatch.model == model)
+             .order_by(EventBatch.id.desc()))
+    for batch_id, n_events in session.execute(sizes):
+        ids.append(batch_id)
+        total += n_events
+        if total >= wanted:
+            break
+    if not ids:
+        return _empty()
+    query = select(EventBatch.payload).where(EventBatch.id.in_(ids)).order_by(EventBatch.id)
+    columns = concat(_batches(session, query))
+    keep = np.zeros(columns.n, bool)
+    keep[max(columns.n - wanted, 0):] = True
+    return _build(session, model, _select(columns, keep), expected)
 
 
 def read_between(session: Session, model: str, start: datetime, end: datetime,
                  expected: Sequence[str] | None = None) -> Window:
     """The events of `model` with prediction time in [start, end), with their labels."""
-    query = _with_labels(select(*_COLUMNS)).where(
-        Prediction.model == model, Prediction.event_at >= start, Prediction.event_at < end)
-    return _build(session.execute(query.order_by(Prediction.id, Label.id)).all(), expected)
+    query = (select(EventBatch.payload)
+             .where(EventBatch.model == model, EventBatch.last_at >= start,
+                    EventBatch.first_at < end)
+             .order_by(EventBatch.id))
+    columns = concat(_batches(session, query))
+    times = columns.event_at
+    keep = np.asarray((times >= pd.Timestamp(start)) & (times < pd.Timestamp(end)))
+    return _build(session, model, _select(columns, keep), expected)
 
 
 def labelled_prediction_times(session: Session, model: str,
@@ -143,54 +165,107 @@ def labelled_prediction_times(session: Session, model: str,
 
     A pair counts when its label or its prediction was stored at or after
     `received_since` (every pair when None). These are the performance buckets that new
-    data changed: a late label, or a prediction whose label had come first.
+    data changed: a late label, or a prediction whose label had come first. Neither side
+    reads the history: labels find their prediction's time by key, new predictions look
+    their labels up by request id.
     """
-    query = (select(Prediction.event_at)
-             .join(Label, (Label.model == Prediction.model)
-                   & (Label.request_id == Prediction.request_id))
-             .where(Prediction.model == model))
+    labels = select(Label.request_id).where(Label.model == model)
     if received_since is not None:
-        query = query.where((Label.received_at >= received_since)
-                            | (Prediction.received_at >= received_since))
-    return list(session.execute(query).scalars())
+        labels = labels.where(Label.received_at >= received_since)
+    keys = sorted({request_key(model, r) for r in session.execute(labels).scalars()})
+    times: list[datetime] = []
+    for start in range(0, len(keys), _LOOKUP_CHUNK):
+        chunk = keys[start:start + _LOOKUP_CHUNK]
+        times.extend(session.execute(
+            select(RequestKey.event_at).where(RequestKey.key.in_(chunk))).scalars())
+    if received_since is not None:
+        recent = (select(EventBatch.payload)
+                  .where(EventBatch.model == model, EventBatch.received_at >= received_since))
+        for payload in session.execute(recent).scalars():
+            table = read_table(payload, ["_request_id", "_event_at"])
+            requests = table.column("_request_id").to_pylist()
+            labelled = _labels(session, model, [r for r in requests if r is not None])
+            if labelled:
+                event_at = table.column("_event_at").to_pylist()
+                times.extend(t for r, t in zip(requests, event_at, strict=True)
+                             if r in labelled)
+    return times
 
 
-def _build(rows: Sequence[Any], expected: Sequence[str] | None) -> Window:
-    if not rows:
+def _labels(session: Session, model: str,
+            request_ids: Sequence[str]) -> dict[str, tuple[Any, datetime]]:
+    """The last stored label and its time per request id that has one."""
+    found: dict[str, tuple[int, Any, datetime]] = {}
+    unique = sorted(set(request_ids))
+    if not unique:
+        return {}
+    if session.execute(select(Label.id).where(Label.model == model).limit(1)).first() is None:
+        return {}
+    for start in range(0, len(unique), _LOOKUP_CHUNK):
+        chunk = unique[start:start + _LOOKUP_CHUNK]
+        query = select(Label.id, Label.request_id, Label.label, Label.event_at).where(
+            Label.model == model, Label.request_id.in_(chunk))
+        for label_id, request_id, label, label_at in session.execute(query):
+            held = found.get(request_id)
+            if held is None or label_id > held[0]:
+                found[request_id] = (label_id, label, label_at)
+    return {r: (label, at) for r, (_i, label, at) in found.items()}
+
+
+def _select(columns: Columns, keep: np.ndarray[Any, np.dtype[np.bool_]]) -> Columns:
+    if bool(keep.all()):
+        return columns
+    index = np.flatnonzero(keep)
+    features = columns.features.iloc[index].reset_index(drop=True)
+    absent = {name: mask[index] for name, mask in columns.absent.items() if mask[index].any()}
+    return Columns(
+        features=features, absent=absent,
+        event_ids=[columns.event_ids[i] for i in index],
+        request_ids=[columns.request_ids[i] for i in index],
+        event_at=columns.event_at[index],
+        versions=[columns.versions[i] for i in index],
+        predictions=[columns.predictions[i] for i in index],
+        tags=[columns.tags[i] for i in index],
+    )
+
+
+def _build(session: Session, model: str, columns: Columns,
+           expected: Sequence[str] | None) -> Window:
+    n = columns.n
+    if not n:
         return _empty()
-    # One row per prediction: with several labels the last stored wins (rows are ordered
-    # by prediction id, then label id).
-    last: dict[int, Any] = {}
-    for row in rows:
-        last[row.id] = row
-    kept = list(last.values())
-    feature_dicts = [row.features or {} for row in kept]
-    features = pd.DataFrame.from_records(feature_dicts)
-    features.index = pd.RangeIndex(len(kept))
-    absent: dict[str, np.ndarray[Any, np.dtype[np.bool_]]] = {}
+    features = columns.features
+    # Columns no kept event carried (all absent) are not part of the window.
+    gone = [c for c, mask in columns.absent.items() if bool(mask.all())]
+    if gone:
+        features = features.drop(columns=gone)
+    absent = {c: mask for c, mask in columns.absent.items() if c not in gone}
     for column in features.columns:
-        if features[column].isna().any():
-            absent[str(column)] = np.fromiter((column not in d for d in feature_dicts), bool,
-                                              len(kept))
+        if str(column) not in absent and features[column].isna().any():
+            absent[str(column)] = np.zeros(n, bool)
     unknown: dict[str, int] = {}
     if expected is not None:
         allowed = set(expected)
         for column in features.columns:
             if column not in allowed:
                 present = absent.get(str(column))
-                unknown[str(column)] = int(len(kept) - (present.sum() if present is not None
-                                                        else 0))
-    labels = np.empty(len(kept), dtype=object)
-    labels[:] = [row.label if row.label_id is not None else None for row in kept]
+                unknown[str(column)] = int(n - (present.sum() if present is not None else 0))
+    joined = _labels(session, model, [r for r in columns.request_ids if r is not None])
+    labels = np.empty(n, dtype=object)
+    label_times: list[datetime | None] = [None] * n
+    if joined:
+        for i, request_id in enumerate(columns.request_ids):
+            hit = joined.get(request_id) if request_id is not None else None
+            if hit is not None:
+                labels[i], label_times[i] = hit
     return Window(
         features=features,
-        predictions=[row.prediction for row in kept],
+        predictions=columns.predictions,
         labels=labels,
-        prediction_at=pd.DatetimeIndex(pd.to_datetime([row.event_at for row in kept], utc=True)),
-        label_at=pd.DatetimeIndex(pd.to_datetime(
-            [row.label_at if row.label_id is not None else None for row in kept], utc=True)),
-        versions=[row.model_version for row in kept],
-        tags=[row.tags or {} for row in kept],
+        prediction_at=columns.event_at,
+        label_at=pd.DatetimeIndex(pd.to_datetime(label_times, utc=True)),
+        versions=columns.versions,
+        tags=columns.tags,
         absent=absent,
         unknown_fields=unknown,
     )

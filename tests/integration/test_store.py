@@ -34,7 +34,8 @@ def test_migrations_create_every_table_and_are_idempotent(database_url: str) -> 
     upgrade(engine)
     upgrade(engine)
     tables = set(inspect(engine).get_table_names())
-    assert {"predictions", "labels", "runs", "feature_results", "reference_profiles",
+    assert {"event_batches", "event_keys", "request_keys", "ingest_offsets", "labels", "runs",
+            "feature_results", "reference_profiles",
             "deliveries", "alembic_version"} <= tables
     engine.dispose()
 
@@ -85,4 +86,69 @@ def test_window_by_count_and_by_time(database_url: str) -> None:
         empty = read_window(session, "none", now=T0, last_events=10)
         assert empty.n == 0
         assert empty.first_at is None
+    engine.dispose()
+
+
+def test_offsets_move_only_forward_from_where_the_store_is(database_url: str) -> None:
+    """A batch whose first offset is behind the stored one was stored by another process."""
+    from kafka import TopicPartition
+
+    from collector.store.offsets import StaleOffsetError, claim_offsets, stored_offsets
+
+    engine = make_engine(database_url)
+    upgrade(engine)
+    sessions = make_session_factory(engine)
+    tp, other = TopicPartition("t", 0), TopicPartition("t", 1)
+    now = datetime.now(UTC)
+    with sessions.begin() as session:
+        claim_offsets(session, "g", {tp: (0, 500)}, now)
+    with sessions.begin() as session:
+        claim_offsets(session, "g", {tp: (500, 900), other: (7, 8)}, now)
+    with pytest.raises(StaleOffsetError, match=r"t\[0\]: offsets from 400"), \
+            sessions.begin() as session:
+        claim_offsets(session, "g", {tp: (400, 1000)}, now)
+    with sessions.begin() as session:  # a gap (compacted or deleted records) is fine
+        claim_offsets(session, "g", {tp: (950, 1000)}, now)
+    with sessions() as session:
+        assert stored_offsets(session, "g", [tp, other, TopicPartition("u", 0)]) == {
+            tp: 1000, other: 8}
+        assert stored_offsets(session, "another-group", [tp]) == {}
+    engine.dispose()
+
+
+def test_prediction_rows_of_an_older_store_move_into_batches(database_url: str) -> None:
+    """Upgrading a store of JSON rows (revision 0005) keeps every event, its order and labels."""
+    import json
+
+    from sqlalchemy import text
+
+    engine = make_engine(database_url)
+    upgrade(engine, "0005")
+    rows = [{"event_id": f"e{i}", "model": "m" if i % 3 else "n", "model_version": "2",
+             "request_id": f"r{i}", "event_at": T0 + timedelta(seconds=i),
+             "received_at": T0 + timedelta(seconds=i + 1),
+             "features": json.dumps({"x": i, "c": "k"} if i % 5 else {"x": None}),
+             "prediction": json.dumps(i % 2), "tags": None, "latency_ms": 1.5}
+            for i in range(300)]
+    with engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO predictions (event_id, model, model_version, request_id, event_at, "
+            "received_at, features, prediction, tags, latency_ms) VALUES (:event_id, :model, "
+            ":model_version, :request_id, :event_at, :received_at, :features, :prediction, "
+            ":tags, :latency_ms)"), rows)
+        conn.execute(text(
+            "INSERT INTO labels (event_id, model, request_id, event_at, received_at, label) "
+            "VALUES ('l1', 'm', 'r1', :t, :t, '1')"), {"t": T0})
+    upgrade(engine)
+    sessions = make_session_factory(engine)
+    with sessions() as session:
+        assert count_predictions(session) == 300
+        window = read_window(session, "m", now=T0, last_events=1000)
+    assert window.n == 200
+    expected_x = [float(i) if i % 5 else None for i in range(300) if i % 3]
+    assert [None if v != v else v for v in window.features["x"]] == expected_x
+    assert window.predictions[:3] == [1, 0, 0]
+    assert window.labels[0] == 1
+    assert all(v is None for v in window.labels[1:])
+    assert window.absent["c"].sum() == sum(1 for i in range(300) if i % 3 and not i % 5)
     engine.dispose()
