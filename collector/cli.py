@@ -1,4 +1,4 @@
-"""The `driftline` command line: serve, db upgrade, check-config, analyze, demo.
+"""The `driftline` command line: serve, db upgrade, check-config, analyze, demo, proxy.
 
 Exit codes: 0 success; 1 the dataset drifted (`analyze --fail-on-drift`); 2 the user's
 input or environment is wrong (a bad flag, config or path), said in one line on stderr.
@@ -240,6 +240,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--duration", type=float, default=150.0,
                       help="seconds of traffic (default 150)")
     demo.set_defaults(handler=_demo)
+
+    from collector.proxy.cli import add_proxy_command
+
+    add_proxy_command(commands)
     return parser
 
 
