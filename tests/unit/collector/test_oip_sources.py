@@ -10,15 +10,19 @@ from __future__ import annotations
 import json
 import struct
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+import yaml
 from kafka.consumer.fetcher import ConsumerRecord
 
+from collector.config import parse_settings
 from collector.config_sources import MLServerKafkaSource, SeldonV2Source
 from collector.errors import EventDecodeError
 from collector.sources.oip import MLServerKafkaDecoder, SeldonV2Decoder, unframe_schema_registry
+from collector.sources.registry import build_decoders
 from driftline_sidecar.payloads import parse_request, parse_response
 from tests.unit.collector.oip_messages import message_classes
 
@@ -231,3 +235,34 @@ def test_seldon_decoder_from_settings_reads_the_configured_topics() -> None:
     assert decoder.topics() == settings.kafka_topics()
     with pytest.raises(ValueError, match="at least one"):
         SeldonV2Decoder("s2", [])
+
+
+# -- driftline.yaml ----------------------------------------------------------------------------
+
+def test_the_documented_sources_config_builds_these_decoders(tmp_path: Path) -> None:
+    reference = tmp_path / "iris.csv"
+    reference.write_text("sepal_length,sepal_width,petal_length,petal_width\n5.1,3.5,1.4,0.2\n")
+    config = yaml.safe_load(f"""
+models:
+  - name: iris
+    features: {{sepal_length: numeric, sepal_width: numeric, petal_length: numeric,
+               petal_width: numeric}}
+    reference: {{path: {reference}}}
+sources:
+  - name: mlserver
+    kind: mlserver_kafka
+    input_topic: mlserver-input
+    output_topic: mlserver-output
+  - name: seldon
+    kind: seldon_v2
+    namespace: seldon-mesh
+    seldon_models: [iris]
+    models: {{iris: iris}}
+""")
+    settings = parse_settings(config, environ={})
+    mlserver, seldon = build_decoders(settings.sources)
+    assert isinstance(mlserver, MLServerKafkaDecoder)
+    assert isinstance(seldon, SeldonV2Decoder)
+    assert mlserver.topics() == ["mlserver-input", "mlserver-output"]
+    assert seldon.topics() == ["seldon.seldon-mesh.model.iris.inputs",
+                               "seldon.seldon-mesh.model.iris.outputs"]
