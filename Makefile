@@ -39,6 +39,7 @@ bench: venv
 	$(PY) bench/sidecar.py
 	$(PY) bench/drift.py
 	$(PY) bench/run.py
+	$(PY) bench/service.py
 
 clean:
 	bash scripts/kafka-local stop || true
