@@ -126,13 +126,14 @@ def row_request_id(request_id: str | None, row: int, n_rows: int) -> str | None:
     return f"{request_id}:{row}"
 
 
-def _flat_prediction(value: Any) -> Any:
-    """A prediction the event schema takes: a scalar or a flat list (several outputs joined)."""
-    if isinstance(value, Mapping):
-        flat: list[Any] = []
-        for item in value.values():
-            flat.extend(item if isinstance(item, list) else [item])
-        return flat
+def _one_output(value: Any, output: str | None) -> Any:
+    """The prediction of a row whose response has several outputs: `output`, else the first.
+
+    The event schema takes a scalar or a flat list, so one output is chosen, as the logging
+    proxy's ``--output`` does.
+    """
+    if isinstance(value, Mapping) and value:
+        return value[output] if output in value else next(iter(value.values()))
     return value
 
 
@@ -225,6 +226,8 @@ class PredictionLoggingMiddleware:
             when None.
         model_version: The model version, likewise.
         feature_names: Names for the columns a payload leaves unnamed, in order.
+        output: The output logged as the prediction when a response has several (a v2
+            response's output tensors); the first when None or absent.
         max_body_bytes: A request or response body over this many bytes is not logged (the
             event codec refuses events over 1 MiB anyway).
         queue_size: Responses waiting for the parsing thread; beyond it they are skipped.
@@ -243,6 +246,7 @@ class PredictionLoggingMiddleware:
         model: str | None = None,
         model_version: str | None = None,
         feature_names: Sequence[str] | None = None,
+        output: str | None = None,
         max_body_bytes: int = MAX_EVENT_BYTES,
         queue_size: int = 1000,
     ) -> None:
@@ -262,6 +266,7 @@ class PredictionLoggingMiddleware:
         self._model = model
         self._version = model_version
         self._feature_names = None if feature_names is None else list(feature_names)
+        self._output = output
         self._max_body = max_body_bytes
         self._queue: queue.Queue[_Exchange | None] = queue.Queue(maxsize=queue_size)
         self._lock = threading.Lock()
@@ -431,7 +436,7 @@ class PredictionLoggingMiddleware:
         version = route_version or version or self._version
         n_rows = len(rows)
         for i, (row, prediction) in enumerate(zip(rows, predictions, strict=True)):
-            self._logger.log(features=row, prediction=_flat_prediction(prediction),
+            self._logger.log(features=row, prediction=_one_output(prediction, self._output),
                              request_id=row_request_id(request_id, i, n_rows),
                              latency_ms=latency, model=name, model_version=version)
         with self._lock:

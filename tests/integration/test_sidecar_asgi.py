@@ -87,7 +87,9 @@ def model_app(gate: threading.Event) -> FastAPI:
         labels = [int(sum(data[i * width:(i + 1) * width]) > 10) for i in range(n_rows)]
         return {"model_name": "iris", "model_version": version, "id": body.get("id"),
                 "outputs": [{"name": "predict", "datatype": "INT64", "shape": [n_rows, 1],
-                             "data": labels}]}
+                             "data": labels},
+                            {"name": "proba", "datatype": "FP64", "shape": [n_rows, 2],
+                             "data": [p for label in labels for p in (1 - label, label)]}]}
 
     @app.post("/v1/models/fraud:predict")
     async def streamed(request: Request) -> StreamingResponse:
@@ -236,7 +238,8 @@ def test_the_middleware_logs_each_row_and_changes_nothing_the_client_sees(
         ({"country": "DE", "n_items": 1}, [0.25, 0.75]),
         ({"country": "FR", "n_items": 2}, [0.9, 0.1]),
         ({"country": "DE", "n_items": 3}, [0.25, 0.75])]
-    # v2: the payload's id (no header was sent), the model and version from the path.
+    # v2: the payload's id (no header was sent), the model and version from the path, the
+    # first of the two outputs.
     iris = [by_id["v2-1:0"], by_id["v2-1:1"]]
     assert [(e.model, e.model_version, e.prediction) for e in iris] == [("iris", "3", 0),
                                                                         ("iris", "3", 1)]
