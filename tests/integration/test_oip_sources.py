@@ -41,17 +41,18 @@ from collector.config import Settings, parse_settings
 from collector.store.queries import count_predictions
 from collector.store.window import read_window
 from tests.integration.mlserver_oip import (
-    FEATURES,
-    MLServer,
+    ModelServer,
     mlserver_python,
     start_mlserver,
     write_models,
 )
+from tests.integration.model_servers import FEATURES as _FEATURES
 from tests.integration.spine import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 N_REQUESTS = 1000
+FEATURES = list(_FEATURES)
 GATEWAY = Path(__file__).with_name("seldon_v2_gateway.py")
 LOW, HIGH = np.array([4.3, 2.0, 1.0, 0.1]), np.array([7.9, 4.4, 6.9, 2.5])
 
@@ -263,7 +264,7 @@ def test_seldon_v2_protobuf_requests_are_stored_once_each_with_mlservers_answers
 ) -> None:
     python, models = mlserver_models
     prefix, inputs, outputs = seldon_topics
-    server: MLServer = start_mlserver(python, models, tmp_path / "mlserver")
+    server: ModelServer = start_mlserver(python, models, tmp_path / "mlserver")
     running.append(server)
     settings = _settings(tmp_path, database_url, kafka_bootstrap, driftline_topics, {
         "name": "seldon", "kind": "seldon_v2", "topic_prefix": prefix,
@@ -286,7 +287,7 @@ def test_seldon_v2_protobuf_requests_are_stored_once_each_with_mlservers_answers
     spec = tmp_path / "gateway.json"
     results_path = tmp_path / "gateway-results.json"
     spec.write_text(json.dumps({"bootstrap": kafka_bootstrap, "inputs": inputs,
-                                "outputs": outputs, "grpc": server.grpc_address,
+                                "outputs": outputs, "grpc": server.extra["grpc"],
                                 "model": "iris", "requests": requests}))
     done = subprocess.run([str(python), str(GATEWAY), str(spec), str(results_path)],
                           capture_output=True, text=True, timeout=600, check=False)
