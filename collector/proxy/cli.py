@@ -33,6 +33,9 @@ def add_proxy_command(commands: Any) -> None:
     proxy.add_argument("--bootstrap-servers", default=None, metavar="HOST:PORT,...",
                        help="Kafka (default: --config's kafka.bootstrap_servers, else "
                             f"$KAFKA_BOOTSTRAP_SERVERS, else {DEFAULT_BOOTSTRAP_SERVERS})")
+    proxy.add_argument("--topic", default=None, metavar="TOPIC",
+                       help="the predictions topic (default: --config's "
+                            "kafka.predictions_topic, else driftline.predictions)")
     proxy.add_argument("--features", default=None, metavar="A,B,...",
                        help="names of the columns the payloads leave unnamed, in order "
                             "(default: the model's features in --config, else the model "
@@ -78,6 +81,7 @@ def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> 
         if features is None and model is not None:
             features = list(model.features)
     servers = servers or environ.get("KAFKA_BOOTSTRAP_SERVERS") or DEFAULT_BOOTSTRAP_SERVERS
+    predictions_topic = args.topic or predictions_topic
     return ProxySettings(upstream=args.upstream, listen=args.listen, model=args.model,
                          bootstrap_servers=servers, feature_names=features,
                          metrics_listen=metrics, output=args.output,

@@ -224,6 +224,63 @@ def start_mlflow(workdir: Path) -> ModelServer:
     return server
 
 
+@dataclass
+class ProxyProcess:
+    """A `driftline proxy` process started by `start_proxy`."""
+
+    url: str
+    metrics_url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def metrics(self) -> dict[str, float]:
+        """The proxy's driftline_* samples, ``name{labels}`` -> value (no _created series)."""
+        samples: dict[str, float] = {}
+        for line in httpx.get(self.metrics_url, timeout=5).text.splitlines():
+            if line.startswith("driftline_") and "_created" not in line:
+                key, _, value = line.rpartition(" ")
+                samples[key] = float(value)
+        return samples
+
+    def stop(self) -> None:
+        """SIGTERM (the proxy flushes its logger), SIGKILL after 20 s."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+
+    def log_tail(self) -> str:
+        """The end of the proxy's output."""
+        return self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""
+
+
+def start_proxy(upstream: str, *, model: str, bootstrap: str, topic: str, workdir: Path,
+                extra: list[str] | None = None) -> ProxyProcess:
+    """`driftline proxy` (the real CLI, in driftline's venv) on free ports, once it listens."""
+    port, metrics_port = free_port(), free_port()
+    log = workdir / f"proxy-{port}.log"
+    args = [sys.executable, "-m", "collector.cli", "proxy", "--upstream", upstream,
+            "--listen", f"127.0.0.1:{port}", "--model", model, "--bootstrap-servers", bootstrap,
+            "--topic", topic, "--metrics-listen", f"127.0.0.1:{metrics_port}", *(extra or [])]
+    proxy = ProxyProcess(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{metrics_port}/metrics",
+                         _popen(args, ROOT, log), log)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proxy.process.poll() is not None:
+            raise ModelServerError(f"the proxy exited with {proxy.process.returncode}:\n"
+                                   f"{proxy.log_tail()}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return proxy
+        except OSError:
+            time.sleep(0.1)
+    proxy.stop()
+    raise ModelServerError(f"the proxy did not listen within 60 s:\n{proxy.log_tail()}")
+
+
 def start(name: str, workdir: Path) -> ModelServer:
     """Start the named server (one of `SERVERS`)."""
     return {"mlserver": start_mlserver, "kserve": start_kserve, "mlflow": start_mlflow}[name](
