@@ -1,7 +1,10 @@
 """Runs in MLflow's own virtual environment (scripts/model-servers mlflow), for
 tests/integration/test_sidecar_mlflow.py: real pyfunc models saved, loaded and predicted.
 
-    python mlflow_sidecar_runner.py BOOTSTRAP TOPIC WORKDIR
+    python mlflow_sidecar_runner.py BOOTSTRAP TOPIC WORKDIR DOCS
+
+DOCS is docs/integrations.md, whose two MLflow examples run here as written but for the
+broker's address, the topic and the model's URI (a saved path instead of a registry's).
 
 driftline_sidecar and kafka-python come from PYTHONPATH (a `pip install --target` of
 ./sidecar), not from this venv. The Kafka address saved with the logged model is wrong on
@@ -52,8 +55,36 @@ def frame(prefix: str, count: int) -> pd.DataFrame:
     })
 
 
+def docs_examples(docs: Path) -> list[str]:
+    """The python examples of the MLflow section of docs/integrations.md."""
+    section = docs.read_text(encoding="utf-8").split("\n## MLflow\n", 1)[1].split("\n## ", 1)[0]
+    return [block.split("```", 1)[0] for block in section.split("```python\n")[1:]]
+
+
+def run_docs_examples(docs: Path, bootstrap: str, topic: str, inner_path: str) -> dict[str, Any]:
+    saving, wrapping = docs_examples(docs)
+    for source in (saving, wrapping):
+        assert source.count('"kafka:9092"') == 1
+        assert source.count('"models:/fraud/7"') == 1
+    address = f"{bootstrap!r}, predictions_topic={topic!r}"
+    saving = saving.replace('"kafka:9092"', address).replace('"models:/fraud/7"',
+                                                             repr(inner_path))
+    exec(compile(saving, str(docs), "exec"), {})  # our own docs' example
+    logged = mlflow.pyfunc.load_model("fraud-logged")
+    saved_out = logged.predict(frame("ds", 5))
+    logged.unwrap_python_model().close()
+    namespace: dict[str, Any] = {"frame": frame("dw", 5)}
+    wrapping = wrapping.replace('"kafka:9092"', address).replace('"models:/fraud/7"',
+                                                                 repr(inner_path))
+    exec(compile(wrapping, str(docs), "exec"), namespace)
+    namespace["sidecar"].close()
+    return {"saved": [float(v) for v in saved_out], "wrapped_rows": namespace["model"].stats.rows,
+            "wrapped_sent": namespace["sidecar"].stats.sent}
+
+
 def main() -> None:
     bootstrap, topic, workdir = sys.argv[1], sys.argv[2], Path(sys.argv[3])
+    docs = Path(sys.argv[4])
     inner_path, scores_path = str(workdir / "inner"), str(workdir / "scores")
     logged_path = str(workdir / "logged")
     mlflow.pyfunc.save_model(inner_path, python_model=FraudModel())
@@ -84,6 +115,7 @@ def main() -> None:
     unreadable = echo.predict("not a table")
     sidecar.close()
 
+    examples = run_docs_examples(docs, bootstrap, topic, inner_path)
     failures, attempted = doctest.testmod(sidecar_mlflow)
     print(json.dumps({
         "package_file": driftline_sidecar.__file__,
@@ -99,6 +131,7 @@ def main() -> None:
         "wrapped_stats": [wrapped.stats.calls, wrapped.stats.rows, dict(wrapped.stats.skipped)],
         "sidecar_sent": sidecar.stats.sent,
         "doctest": [failures, attempted],
+        "docs": examples,
     }))
 
 

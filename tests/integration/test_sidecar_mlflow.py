@@ -6,7 +6,8 @@ mlflow` (created once, cached); the sidecar and kafka-python reach it through PY
 tests/integration/mlflow_sidecar_runner.py saves real pyfunc models, loads them with
 `mlflow.pyfunc.load_model` and predicts: a `LoggedModel` around a model (its saved Kafka
 address overridden by KAFKA_BOOTSTRAP_SERVERS) and `wrap()` around a loaded one, each compared
-with the model's own answers; then `mlflow models serve` serves the same logged model over HTTP.
+with the model's own answers, and the two examples of docs/integrations.md; then
+`mlflow models serve` serves the same logged model over HTTP.
 Every row must be on the real broker with its features, prediction and request id.
 
 If MLflow's environment cannot be created (no package index), the test fails; it never skips.
@@ -105,7 +106,8 @@ def test_logged_and_wrapped_pyfunc_models_log_every_row(
                 "PATH": f"{python.parent}{os.pathsep}{os.environ.get('PATH', '')}"})
     workdir = tmp_path / "models"
     workdir.mkdir()
-    done = subprocess.run([str(python), str(RUNNER), kafka_bootstrap, topic, str(workdir)],
+    done = subprocess.run([str(python), str(RUNNER), kafka_bootstrap, topic, str(workdir),
+                           str(ROOT / "docs" / "integrations.md")],
                           env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600,
                           check=False)
     assert done.returncode == 0, done.stderr[-4000:]
@@ -125,6 +127,10 @@ def test_logged_and_wrapped_pyfunc_models_log_every_row(
                                                     "unreadable_output": 0,
                                                     "row_count_mismatch": 0}]
     assert report["sidecar_sent"] == 13
+    # docs/integrations.md's two MLflow examples, run as written.
+    assert report["docs"]["saved"] == [fraud_score(10 * i + 1, "DE" if i % 3 == 0 else "FR")
+                                       for i in range(5)]
+    assert report["docs"]["wrapped_rows"] == report["docs"]["wrapped_sent"] == 5
 
     # 3. The same logged model behind `mlflow models serve`, over HTTP.
     port = free_port()
@@ -166,8 +172,8 @@ def test_logged_and_wrapped_pyfunc_models_log_every_row(
     expected = [fraud_score(7 * i, "DE" if i % 2 else "FR") for i in range(20)]
     assert served == expected, stderr[-3000:]
 
-    events = consume(kafka_bootstrap, topic, 40 + 13 + 20)
-    assert len(events) == 40 + 13 + 20
+    events = consume(kafka_bootstrap, topic, 40 + 13 + 10 + 20)
+    assert len(events) == 40 + 13 + 10 + 20
     by_id = {event.request_id: event for event in events if event.request_id}
     for i in range(40):
         event = by_id[f"m-{i}"]
@@ -185,6 +191,10 @@ def test_logged_and_wrapped_pyfunc_models_log_every_row(
     plain = sorted((e for e in events if e.request_id is None), key=lambda e: e.features["amount"])
     assert [(e.features["amount"], e.prediction) for e in plain] == [
         (1.0, report["plain"][0]), (11.0, report["plain"][1]), (21.0, report["plain"][2])]
+    for prefix in ("ds", "dw"):  # the docs' examples: model fraud, version 7
+        docs_events = [by_id[f"{prefix}-{i}"] for i in range(5)]
+        assert [(e.model, e.model_version) for e in docs_events] == [("fraud", "7")] * 5
+        assert [e.prediction for e in docs_events] == report["docs"]["saved"]
     for i in range(20):
         event = by_id[f"s-{i}"]
         assert event.model == "fraud"
