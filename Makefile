@@ -37,6 +37,7 @@ integration: deps
 
 bench: venv
 	$(PY) bench/sidecar.py
+	$(PY) bench/asgi_middleware.py
 	$(PY) bench/drift.py
 	$(PY) bench/run.py
 	$(PY) bench/service.py
