@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaConnectionError, KafkaError, MessageSizeTooLargeError
 from kafka.structs import OffsetAndMetadata
@@ -242,7 +243,8 @@ class IngestLoop:
         for records in batch.values():
             for record in records:
                 try:
-                    event = decode_event(record.value, max_bytes=self._settings.max_event_bytes)
+                    event = decode_event(record.value, max_bytes=self._settings.max_event_bytes,
+                                         loads=orjson.loads)
                 except EventDecodeError as error:
                     dead.append((record, error))
                     continue

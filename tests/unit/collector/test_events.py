@@ -353,3 +353,36 @@ def test_any_json_in_any_field_decodes_or_fails_with_a_reason(
         assert outcome in DEAD_LETTER_REASONS
     else:  # what is accepted survives a second trip through the codec unchanged
         assert decode_event(encode_event(outcome)) == outcome
+
+
+@pytest.mark.parametrize(("raw", "reason"), [pytest.param(raw, reason, id=name)
+                                             for name, raw, reason in BAD_EVENTS])
+def test_ingest_parser_gives_the_same_reason(raw: bytes, reason: str) -> None:
+    """Ingest parses with orjson; a refusal falls back to json to name the same reason."""
+    import orjson
+
+    with pytest.raises(EventDecodeError) as caught:
+        decode_event(raw, loads=orjson.loads)
+    assert caught.value.reason == reason
+
+
+@settings(max_examples=500)
+@given(kind=st.sampled_from([VALID, LABEL]), field=st.sampled_from(sorted(VALID)),
+       value=json_values)
+def test_ingest_parser_decodes_as_the_standard_library_does(
+        kind: dict[str, Any], field: str, value: Any) -> None:
+    import orjson
+
+    raw = json.dumps({**kind, field: value}).encode()
+    expected = _decode_or_reason(raw)
+    try:
+        outcome: Any = decode_event(raw, loads=orjson.loads)
+    except EventDecodeError as error:
+        outcome = error.reason
+    try:
+        same_values = orjson.loads(raw) == json.loads(raw)
+    except (ValueError, TypeError):
+        same_values = True  # one of them refuses: the reasons must agree
+    if not same_values:
+        return  # orjson reads integers beyond 64 bits as doubles (documented in docs/events.md)
+    assert outcome == expected
