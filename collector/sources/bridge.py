@@ -53,6 +53,7 @@ logger = logging.getLogger(__name__)
 _MAX_DEADLETTER_BYTES = 8 * 1024 * 1024
 _MAX_BACKOFF_SECONDS = 30.0
 _SEND_TIMEOUT_SECONDS = 30.0
+_TOPIC_WAIT_SECONDS = 10.0
 
 
 @dataclass
@@ -147,6 +148,12 @@ class Bridge:
         except Exception:
             consumer.close(autocommit=False)
             raise
+        # A group leader that assigns before it has a new topic's metadata leaves that topic
+        # out until the next metadata refresh: wait (a little) until every topic is known.
+        deadline = time.monotonic() + _TOPIC_WAIT_SECONDS
+        while time.monotonic() < deadline and any(
+                not consumer.partitions_for_topic(topic) for topic in self._by_topic):
+            time.sleep(0.2)
         consumer.subscribe(sorted(self._by_topic))
         self._consumer, self._producer = consumer, producer
         self._metrics.kafka_up.set(1)
