@@ -19,7 +19,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from collector.config import ModelSettings, Settings
-from collector.errors import ReferenceDataError
+from collector.errors import ConfigError, ReferenceDataError
 from collector.reference import read_table
 from detectors.columns import kind_mismatch
 
@@ -135,6 +135,32 @@ def check_secrets(settings: Settings, environ: Mapping[str, str], *, strict: boo
     return problems
 
 
+def check_sources(settings: Settings) -> list[Problem]:
+    """The sources' decoders load, their feature names fit, the loggers can reach the endpoint."""
+    from collector.sources.registry import build_decoders
+
+    problems = []
+    for index, source in enumerate(settings.sources):
+        where = f"sources[{index}] ({source.name})"
+        try:
+            build_decoders([source])
+        except (ConfigError, ValueError) as exc:
+            problems.append(Problem("error", where, str(exc).split(": ", 1)[-1]))
+        for model, names in source.feature_names.items():
+            declared = settings.model(model).features
+            unknown = [n for n in names if n not in declared]
+            if unknown:
+                problems.append(Problem("warning", f"{where}.feature_names.{model}", (
+                    f"{unknown} are not features of {model} (declared: {sorted(declared)}); "
+                    "those columns are stored but not monitored")))
+    loopback = settings.http.host in ("127.0.0.1", "localhost", "::1")
+    if loopback and any(s.kind == "cloudevents" for s in settings.sources):
+        problems.append(Problem("warning", "http.host", (
+            f"the CloudEvents endpoint listens on {settings.http.host} only: the KServe and "
+            "Seldon loggers post from other pods; set http.host to 0.0.0.0")))
+    return problems
+
+
 def check_settings(settings: Settings, environ: Mapping[str, str], *, strict: bool = False
                    ) -> list[Problem]:
     """Every problem found in a validated configuration, errors and warnings."""
@@ -142,4 +168,5 @@ def check_settings(settings: Settings, environ: Mapping[str, str], *, strict: bo
     for index, model in enumerate(settings.models):
         problems.extend(check_model(model, index))
     problems.extend(check_secrets(settings, environ, strict=strict))
+    problems.extend(check_sources(settings))
     return problems
