@@ -4,8 +4,9 @@ Every request goes to the upstream unchanged but for its framing (the body is re
 sent with a Content-Length) and the connection-level headers that belong to each hop
 (RFC 9110 section 7.6.1); every response comes back with the upstream's status, headers and
 body, its body pieces passed on as they arrive so that a streamed answer stays streamed. Only an
-inference request (`driftline_sidecar.payloads.route` kind ``infer``) is recorded, after its
-response is complete, and its response carries the request id in ``x-request-id``.
+inference request (`driftline_sidecar.payloads.route` kind ``infer``) is logged: once its
+response is complete, the exchange goes as one frame to the log worker process
+(collector/proxy/handoff.py), and its response carries the request id in ``x-request-id``.
 
 No framework on the path (Starlette's request objects and middleware stack cost more than the
 whole forward); uvicorn serves it with httptools.
@@ -13,17 +14,16 @@ whole forward); uvicorn serves it with httptools.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
-from datetime import UTC, datetime
 from typing import Any, Final
 
-from collector.proxy.recorder import Exchange, Recorder
+from collector.proxy.handoff import LogWorker
 from collector.proxy.upstream import Upstream, UpstreamError
+from collector.proxy.worker import encode_frame
 from driftline_sidecar.payloads import route
 
 logger = logging.getLogger(__name__)
@@ -52,25 +52,23 @@ class ProxyApp:
 
     Args:
         upstream: The pooled client of the model server.
-        recorder: Records inference exchanges; None forwards only.
-        max_logged_bytes: Responses longer than this are forwarded but not recorded.
+        worker: The log worker exchanges are handed to; None forwards only.
+        max_logged_bytes: Responses longer than this are forwarded but not logged.
         requests_counter: A Prometheus counter with a ``kind`` label (``infer``, ``other``).
         failures_counter: A Prometheus counter of requests answered 502 (upstream unreachable).
-        on_shutdown: Called once when the server shuts down (lifespan), e.g. to flush the logger.
+        close_timeout_seconds: How long the worker may flush at shutdown.
     """
 
-    def __init__(self, upstream: Upstream, recorder: Recorder | None, *,
+    def __init__(self, upstream: Upstream, worker: LogWorker | None, *,
                  max_logged_bytes: int = DEFAULT_MAX_LOGGED_BYTES, requests_counter: Any = None,
-                 failures_counter: Any = None,
-                 on_shutdown: Callable[[], None] | None = None) -> None:
+                 failures_counter: Any = None, close_timeout_seconds: float = 10.0) -> None:
         self._upstream = upstream
-        self._recorder = recorder
+        self._worker = worker
         self._max_logged = max_logged_bytes
         self._infer_count = requests_counter.labels("infer") if requests_counter else None
         self._other_count = requests_counter.labels("other") if requests_counter else None
         self._failures = failures_counter
-        self._on_shutdown = on_shutdown
-        self._background: set[Any] = set()
+        self._close_timeout = close_timeout_seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The ASGI entry point."""
@@ -83,11 +81,13 @@ class ProxyApp:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                if self._worker is not None:
+                    await self._worker.start()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 self._upstream.close()
-                if self._on_shutdown is not None:
-                    self._on_shutdown()
+                if self._worker is not None:
+                    await self._worker.stop(self._close_timeout)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -121,17 +121,16 @@ class ProxyApp:
         if scope.get("query_string"):
             target += b"?" + scope["query_string"]
 
-        where = route(method, scope["path"]) if method == "POST" and self._recorder else None
+        where = route(method, scope["path"]) if method == "POST" and self._worker else None
         infer = where is not None and where.kind == "infer"
-        parsed_request = None
         if infer:
             if self._infer_count is not None:
                 self._infer_count.inc()
-            started_at, began = datetime.now(UTC), time.perf_counter()
+            started_at, began = time.time(), time.perf_counter()
             if request_id is None and where.protocol == "v2" and b'"id"' in body:  # type: ignore[union-attr]
                 # The protocol's own id names the request when no header does; it is needed now,
                 # for the response's x-request-id, so this body is parsed on the request path.
-                parsed_request, request_id = _body_id(body)
+                request_id = _body_id(body)
         elif self._other_count is not None:
             self._other_count.inc()
 
@@ -180,29 +179,22 @@ class ProxyApp:
             logger.warning("proxy upstream broke mid-body", extra={"error": str(exc)})
             response.close()
             return
-        if infer and self._recorder is not None:
-            exchange = Exchange(
-                route=where,  # type: ignore[arg-type]
+        if infer and self._worker is not None:
+            self._worker.send(encode_frame(
+                where,  # type: ignore[arg-type]
                 request_id=request_id.decode("latin-1"),  # type: ignore[union-attr]
-                request_body=body,
-                response_body=None if kept is None else b"".join(kept),
                 status=response.status, started_at=started_at,
-                latency_ms=(time.perf_counter() - began) * 1000.0,
-                parsed_request=parsed_request)
-            later = self._recorder.record(exchange)
-            if later is not None:  # waiting for the model's metadata: off this request
-                task = asyncio.ensure_future(later)
-                self._background.add(task)
-                task.add_done_callback(self._background.discard)
+                latency_ms=(time.perf_counter() - began) * 1000.0, request_body=body,
+                response_body=None if kept is None else b"".join(kept)))
 
 
-def _body_id(body: bytes) -> tuple[Any, bytes | None]:
-    """The parsed body and its top-level string ``id``, or (None, None) when it has none."""
+def _body_id(body: bytes) -> bytes | None:
+    """The body's top-level string ``id``, or None when it has none."""
     try:
         parsed = json.loads(body, parse_constant=lambda _name: None)
     except (ValueError, RecursionError):
-        return None, None
+        return None
     value = parsed.get("id") if isinstance(parsed, dict) else None
     if isinstance(value, str) and value and len(value) <= 200:
-        return parsed, value.encode("latin-1", "replace")
-    return parsed, None
+        return value.encode("latin-1", "replace")
+    return None

@@ -1,7 +1,7 @@
-"""Wiring of the logging proxy: settings in, the logger, registry, metrics listener and server.
+"""Wiring of the logging proxy: settings in; the app, log worker, registry, metrics listener.
 
 The only place of the proxy that builds long-lived objects; `run_proxy` blocks until SIGINT or
-SIGTERM, then flushes the logger (up to `close_timeout_seconds`).
+SIGTERM, then lets the log worker flush (up to `close_timeout_seconds`).
 """
 
 from __future__ import annotations
@@ -9,15 +9,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import uvicorn
 from prometheus_client import CollectorRegistry, Counter, start_http_server
 
 from collector.proxy.app import DEFAULT_MAX_LOGGED_BYTES, ProxyApp
-from collector.proxy.recorder import UNLOGGED_REASONS, Recorder
-from collector.proxy.upstream import Upstream, UpstreamError
-from driftline_sidecar import PredictionLogger
+from collector.proxy.handoff import LogWorker
+from collector.proxy.upstream import Upstream
 
 logger = logging.getLogger(__name__)
 
@@ -63,67 +62,45 @@ class ProxySettings:
 
 @dataclass(frozen=True, slots=True)
 class Proxy:
-    """A built proxy: the ASGI app and what the caller may want to inspect or close."""
+    """A built proxy: the ASGI app, its log worker and the registry of its counters."""
 
     app: ProxyApp
-    sidecar: PredictionLogger
-    recorder: Recorder
+    worker: LogWorker
     registry: CollectorRegistry
 
 
+def worker_settings(settings: ProxySettings) -> dict[str, Any]:
+    """What the log worker process is told (collector/proxy/worker.py)."""
+    return {"upstream": settings.upstream, "model": settings.model,
+            "bootstrap_servers": settings.bootstrap_servers,
+            "predictions_topic": settings.predictions_topic,
+            "labels_topic": settings.labels_topic,
+            "feature_names": list(settings.feature_names) if settings.feature_names else None,
+            "output": settings.output, "buffer_size": settings.buffer_size,
+            "max_unsent_seconds": settings.max_unsent_seconds,
+            "close_timeout_seconds": settings.close_timeout_seconds,
+            "log_level": logging.getLevelName(logging.getLogger().getEffectiveLevel())}
+
+
 def build_proxy(settings: ProxySettings, registry: CollectorRegistry | None = None) -> Proxy:
-    """The app, its recorder and logger, with their counters in `registry` (a new one if None).
+    """The app and its log worker (started with the app), counters in `registry` (new if None).
 
     Raises:
         ValueError: When the upstream URL is not an http:// URL.
     """
     registry = registry if registry is not None else CollectorRegistry()
     upstream = Upstream(settings.upstream)
-    sidecar = PredictionLogger(settings.bootstrap_servers, model=settings.model,
-                               predictions_topic=settings.predictions_topic,
-                               labels_topic=settings.labels_topic,
-                               buffer_size=settings.buffer_size,
-                               max_unsent_seconds=settings.max_unsent_seconds,
-                               registry=registry)
-    rows = Counter("driftline_proxy_rows_logged_total",
-                   "Rows of inference requests the proxy handed to the prediction logger.",
-                   registry=registry)
-    unlogged = Counter("driftline_proxy_unlogged_total",
-                       "Inference exchanges the proxy forwarded but did not log, by reason.",
-                       ["reason"], registry=registry)
+    worker = LogWorker(worker_settings(settings), registry)
     requests = Counter("driftline_proxy_requests_total",
                        "Requests the proxy forwarded, by kind (infer, other).", ["kind"],
                        registry=registry)
     failures = Counter("driftline_proxy_upstream_failures_total",
                        "Requests answered 502 because the upstream could not be reached.",
                        registry=registry)
-    for reason in UNLOGGED_REASONS:  # every series exists from the start, at zero
-        unlogged.labels(reason)
-    for kind in ("infer", "other"):
-        requests.labels(kind)
-
-    async def fetch(path: str) -> bytes | None:
-        try:
-            headers = [(b"host", f"{upstream.host}:{upstream.port}".encode()),
-                       (b"accept", b"application/json")]
-            response = await upstream.request("GET", path.encode(), headers, b"")
-            chunks = []
-            while True:
-                piece, done = await response.read()
-                chunks.append(piece)
-                if done:
-                    break
-        except UpstreamError:
-            return None
-        return b"".join(chunks) if response.status == 200 else None
-
-    recorder = Recorder(sidecar, model=settings.model, feature_names=settings.feature_names,
-                        fetch_metadata=fetch, output=settings.output, rows_counter=rows,
-                        unlogged_counter=unlogged)
-    app = ProxyApp(upstream, recorder, max_logged_bytes=settings.max_logged_bytes,
+    app = ProxyApp(upstream, worker, max_logged_bytes=settings.max_logged_bytes,
                    requests_counter=requests, failures_counter=failures,
-                   on_shutdown=lambda: sidecar.close(settings.close_timeout_seconds))
-    return Proxy(app, sidecar, recorder, registry)
+                   close_timeout_seconds=settings.close_timeout_seconds)
+    return Proxy(app, worker, registry)
 
 
 def run_proxy(settings: ProxySettings) -> None:
@@ -139,7 +116,5 @@ def run_proxy(settings: ProxySettings) -> None:
                             date_header=False, log_level="warning", timeout_keep_alive=75)
     logger.info("proxy listening", extra={"listen": settings.listen,
                                           "upstream": settings.upstream, "model": settings.model})
-    try:
-        uvicorn.Server(config).run()
-    finally:
-        proxy.sidecar.close(settings.close_timeout_seconds)
+    # The log worker is started and stopped (flushed) by the app's lifespan.
+    uvicorn.Server(config).run()

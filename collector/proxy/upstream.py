@@ -38,13 +38,15 @@ class UpstreamError(CollectorError):
 class _Parsed:
     """httptools callbacks: what one response has delivered so far."""
 
-    __slots__ = ("body", "complete", "headers", "headers_done")
+    __slots__ = ("body", "complete", "headers", "headers_done", "keep_alive", "parser")
 
     def __init__(self) -> None:
         self.headers: Headers = []
         self.headers_done = False
         self.body: list[bytes] = []
         self.complete = False
+        self.keep_alive = False
+        self.parser: httptools.HttpResponseParser | None = None
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers.append((name, value))
@@ -56,6 +58,8 @@ class _Parsed:
         self.body.append(body)
 
     def on_message_complete(self) -> None:
+        # Asked now: once the message is complete, llhttp's flags are reset and it says False.
+        self.keep_alive = self.parser is not None and self.parser.should_keep_alive()
         self.complete = True
 
 
@@ -114,7 +118,7 @@ class Response:
         chunks, parsed.body = parsed.body, []
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         if parsed.complete:
-            self._finish(reuse=self._parser.should_keep_alive())
+            self._finish(reuse=parsed.keep_alive)
             return body, True
         return body, False
 
@@ -223,6 +227,7 @@ class Upstream:
                         head_request: bool) -> Response:
         parsed = _Parsed()
         parser = httptools.HttpResponseParser(parsed)
+        parsed.parser = parser
         received = False
         try:
             connection.writer.write(payload)
@@ -242,6 +247,7 @@ class Upstream:
                     if 100 <= status < 200 and status != 101:
                         # An interim answer (100 Continue, 103 Early Hints): the real one follows.
                         parsed.__init__()  # type: ignore[misc]
+                        parsed.parser = parser
                         continue
                     return Response(self, connection, parser, parsed, head_request=head_request)
         except (ConnectionResetError, BrokenPipeError) as exc:

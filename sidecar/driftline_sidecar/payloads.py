@@ -49,6 +49,7 @@ Examples:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -226,8 +227,15 @@ def _scalar(value: Any, where: str) -> Any:
     raise PayloadError("unsupported_value", f"{where} holds a nested object")
 
 
+_PLAIN: Final = frozenset({float, int, str, bool, type(None)})
+
+
 def _flat(value: Any, where: str, out: list[Any]) -> list[Any]:
     """The scalars of `value` row-major, appended to `out`."""
+    if type(value) is list and len(value) <= MAX_ROW_FEATURES - len(out) and all(
+            type(item) in _PLAIN for item in value):
+        out.extend(value)  # the common row: a flat list of JSON scalars, no recursion
+        return out
     if isinstance(value, list | tuple):
         for item in value:
             _flat(item, where, out)
@@ -686,8 +694,12 @@ def row_event_id(model: str, request_id: str, row: int) -> str:
         >>> row_event_id("iris", "req-1", 0)
         '5f66eff322f15936839e9ed09c7f894f'
     """
-    name = f"{model}\x1f{request_id}\x1f{row}"
-    return uuid.uuid5(_EVENT_ID_NAMESPACE, name).hex
+    # uuid.uuid5 by hand (RFC 9562 section 5.5), a third of its cost: it runs once per row.
+    digest = bytearray(hashlib.sha1(  # noqa: S324 - a name-based UUID, not a security use
+        _EVENT_ID_NAMESPACE.bytes + f"{model}\x1f{request_id}\x1f{row}".encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # the RFC variant
+    return digest.hex()
 
 
 def _one_column(shape: Any) -> bool:

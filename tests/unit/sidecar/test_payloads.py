@@ -513,3 +513,10 @@ def test_v1_metadata_tf_serving_signature_inputs() -> None:
     assert feature_names_from_metadata("v1", wide) is None
     assert feature_names_from_metadata("v1", {"name": "iris", "ready": True}) is None
     assert feature_names_from_metadata("mlflow", body) is None
+
+
+def test_row_event_id_is_a_version_5_uuid_of_model_request_and_row() -> None:
+    import uuid
+
+    namespace = uuid.UUID("4c3f7c1e-9a51-5d0e-8f51-6a1d0e5b7d21")
+    assert row_event_id("iris", "req-1", 3) == uuid.uuid5(namespace, "iris\x1freq-1\x1f3").hex
