@@ -41,6 +41,7 @@ bench: venv
 	$(PY) bench/drift.py
 	$(PY) bench/run.py
 	$(PY) bench/service.py
+	$(PY) bench/proxy.py
 
 clean:
 	bash scripts/kafka-local stop || true
