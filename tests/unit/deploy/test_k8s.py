@@ -69,7 +69,7 @@ def test_the_manifests_hold_what_docs_integrations_md_lists() -> None:
         ("model-with-proxy.yaml", "Deployment"), ("model-with-proxy.yaml", "Service"),
         ("seldon-deployment.yaml", "SeldonDeployment"),
         ("seldon-deployment.yaml", "SeldonDeployment"),
-        ("servicemonitor.yaml", "ServiceMonitor")]
+        ("servicemonitor.yaml", "ServiceMonitor"), ("servicemonitor.yaml", "ServiceMonitor")]
     docs = (ROOT / "docs" / "integrations.md").read_text(encoding="utf-8")
     for path in {path.name for path, _ in DOCUMENTS}:
         assert f"`{path}`" in docs
@@ -219,6 +219,21 @@ def test_the_servicemonitor_scrapes_the_collectors_metrics_port() -> None:
     assert [(e["port"], e["path"]) for e in monitor["spec"]["endpoints"]] == [("http",
                                                                                "/metrics")]
     assert monitor["spec"]["endpoints"][0]["port"] in port_names
+
+
+def test_the_proxy_servicemonitor_scrapes_the_proxys_metrics_port() -> None:
+    monitor = _one("ServiceMonitor", "driftline-proxy")
+    service = _one("Service", "fraud-model")
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"][
+        "labels"].items()
+    assert monitor["spec"]["namespaceSelector"] == {"any": True}  # models live elsewhere
+    endpoint = monitor["spec"]["endpoints"][0]
+    port = next(p for p in service["spec"]["ports"] if p["name"] == endpoint["port"])
+    proxy = _one("Deployment", "fraud-model")["spec"]["template"]["spec"]["containers"][1]
+    args = _parser().parse_args(proxy["args"])
+    target = next(p for p in proxy["ports"] if p["name"] == port["targetPort"])
+    assert args.metrics_listen.endswith(f":{target['containerPort']}")
+    assert endpoint["path"] == "/metrics"
 
 
 @pytest.mark.parametrize(("deployment", "service"), [("driftline-collector", "driftline-collector"),
