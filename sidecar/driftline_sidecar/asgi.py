@@ -22,8 +22,9 @@ What is logged, by path:
 
 Request ids: the caller's ``x-request-id`` header is passed on; without one the middleware makes
 one up (32 hex digits), adds it to the request's headers, so that the app sees it, and to the
-response's headers. The id logged is the caller's header, else the payload's own id (v2 ``id``,
-Seldon ``meta.puid``), else the one made up. A request of several rows logs ``{id}:{row}``
+response's headers (unless the app answers with an id of its own). The id logged is the caller's
+header, else the one the app answered with, else the payload's own id (v2 ``id``, Seldon
+``meta.puid``), else the one made up. A request of several rows logs ``{id}:{row}``
 for each row, so that each row's label can be joined.
 
 The middleware needs no web framework itself: it speaks ASGI 3 with the standard library only.
@@ -78,15 +79,16 @@ SkipReason = Literal["queue_full", "body_too_large", "error_status", "event_stre
 SKIP_REASONS: Final[tuple[SkipReason, ...]] = (
     "queue_full", "body_too_large", "error_status", "event_stream", "payload", "internal_error")
 
-# What the worker thread receives: protocol, the path's model and version, the caller's request
-# id, the one made up for this request, the request and response bodies, the latency in ms.
+# What the worker thread receives: protocol, the path's model and version, the request id the
+# client knows (sent, or answered by the app), the one made up for this request, the request and
+# response bodies, the latency in ms.
 _Exchange = tuple[str, str | None, str | None, str | None, str, bytes, bytes, float]
 
 
 class _Copy:
     """What one request's receive and send wrappers have seen so far."""
 
-    __slots__ = ("request", "response", "skip", "status", "too_large")
+    __slots__ = ("answered", "request", "response", "skip", "status", "too_large")
 
     def __init__(self) -> None:
         self.request = bytearray()
@@ -94,6 +96,7 @@ class _Copy:
         self.status = 0
         self.too_large = False
         self.skip: SkipReason | None = None
+        self.answered: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,6 +338,8 @@ class PredictionLoggingMiddleware:
                 if answered is None:
                     message = {**message, "headers": [
                         *out_headers, (REQUEST_ID_HEADER, made_up.encode("latin-1"))]}
+                elif caller_id is None:  # the app chose its own id: the one its client sees
+                    copy.answered = answered.decode("latin-1")
                 content_type = _header(out_headers, b"content-type") or b""
                 if content_type.startswith(b"text/event-stream"):
                     copy.skip = "event_stream"  # a stream of events is not one prediction
@@ -350,7 +355,8 @@ class PredictionLoggingMiddleware:
             await send(message)
             if last:
                 latency_ms = (time.perf_counter() - started) * 1000
-                self._finished(copy, (protocol, route_model, route_version, caller_id, made_up,
+                known = caller_id or (copy.answered if copy.answered != made_up else None)
+                self._finished(copy, (protocol, route_model, route_version, known, made_up,
                                       bytes(copy.request), bytes(copy.response), latency_ms))
 
         await self.app(scope, receive_copy, send_copy)

@@ -27,7 +27,7 @@ import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from kafka import KafkaConsumer
 
 from driftline_sidecar import PredictionEvent, PredictionLogger, decode_event
@@ -114,6 +114,12 @@ def model_app(gate: threading.Event) -> FastAPI:
 
         return StreamingResponse(stream(), media_type="text/event-stream")
 
+    @app.post("/own-id")
+    def own_id(features: dict[str, float]) -> JSONResponse:
+        # An app that names requests itself: the client knows this id, so it is the one logged.
+        return JSONResponse({"prediction": features["amount"]},
+                            headers={"x-request-id": f"app-{int(features['amount'])}"})
+
     @app.get("/health")
     def health() -> dict[str, str]:
         return {"status": "ok"}
@@ -164,6 +170,7 @@ REQUESTS: list[tuple[str, Any, dict[str, str]]] = [
      {"id": "v2-1", "inputs": [{"name": "x", "datatype": "FP32", "shape": [2, 4],
                                 "data": [1, 2, 3, 4, 5, 6, 0, 0]}]}, {}),
     ("/predict", {"age": 1.0}, {"x-request-id": "bad-1"}),  # 400: not logged
+    ("/own-id", {"amount": 5.0}, {}),
 ]
 
 
@@ -176,7 +183,7 @@ def test_the_middleware_logs_each_row_and_changes_nothing_the_client_sees(
                                predictions_topic=topic)
     logged = PredictionLoggingMiddleware(
         model_app(gate), logger=sidecar, paths={"/predict": "json", "/batch": "json",
-                                                "/events": "json"})
+                                                "/events": "json", "/own-id": "json"})
     answers: dict[str, list[httpx.Response]] = {"bare": [], "logged": []}
     streamed: dict[str, tuple[int, bytes]] = {}
     made_up: list[str] = []
@@ -191,7 +198,7 @@ def test_the_middleware_logs_each_row_and_changes_nothing_the_client_sees(
         for bare, seen in zip(answers["bare"], answers["logged"], strict=True):
             assert seen.status_code == bare.status_code
             assert _headers(seen) == _headers(bare)
-            assert ADDED not in bare.headers
+            assert ADDED not in bare.headers or bare.request.url.path == "/own-id"
             if bare.request.url.path == "/predict" and bare.status_code == 200:
                 # The app saw the caller's id, or the one made up and answered.
                 payload, bare_payload = seen.json(), bare.json()
@@ -203,6 +210,9 @@ def test_the_middleware_logs_each_row_and_changes_nothing_the_client_sees(
                     assert re.fullmatch(r"[0-9a-f]{32}", seen.headers[ADDED])
                     made_up.append(seen.headers[ADDED])
                     assert bare_payload["seen_request_id"] is None
+            elif bare.request.url.path == "/own-id":
+                assert seen.content == bare.content
+                assert seen.headers.get_list(ADDED) == bare.headers.get_list(ADDED) == ["app-5"]
             elif bare.request.url.path == "/health":
                 assert seen.content == bare.content
                 assert ADDED not in seen.headers  # paths not logged are not touched
@@ -215,8 +225,8 @@ def test_the_middleware_logs_each_row_and_changes_nothing_the_client_sees(
     sidecar.close()
     assert len(made_up) == 3
     assert stats.requests == len(REQUESTS) + 2
-    assert stats.logged_requests == 20 + 3 + 1 + 1 + 1
-    assert stats.rows == 20 + 3 + 3 + 2 + 2
+    assert stats.logged_requests == 20 + 3 + 1 + 1 + 1 + 1
+    assert stats.rows == 20 + 3 + 3 + 2 + 2 + 1
     assert stats.skipped == {"queue_full": 0, "body_too_large": 0, "error_status": 1,
                              "event_stream": 1, "payload": 0, "internal_error": 0}
     assert sidecar.stats.sent == stats.rows
@@ -238,6 +248,7 @@ def test_the_middleware_logs_each_row_and_changes_nothing_the_client_sees(
         ({"country": "DE", "n_items": 1}, [0.25, 0.75]),
         ({"country": "FR", "n_items": 2}, [0.9, 0.1]),
         ({"country": "DE", "n_items": 3}, [0.25, 0.75])]
+    assert (by_id["app-5"].features, by_id["app-5"].prediction) == ({"amount": 5.0}, 5.0)
     # v2: the payload's id (no header was sent), the model and version from the path, the
     # first of the two outputs.
     iris = [by_id["v2-1:0"], by_id["v2-1:1"]]
