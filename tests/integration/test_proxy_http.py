@@ -254,3 +254,43 @@ def test_an_unreachable_upstream_is_a_502_and_counted(tmp_path: Path) -> None:
         assert proxy.metrics()["driftline_proxy_upstream_failures_total"] == 1.0
     finally:
         proxy.stop()
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(child) for child in path.read_text().split()]
+
+
+def test_a_killed_log_worker_is_restarted_and_no_request_notices(proxy: ProxyProcess) -> None:
+    import os
+    import signal
+
+    (worker,) = _children(proxy.process.pid)
+    before = proxy.metrics()
+    os.kill(worker, signal.SIGKILL)
+    with httpx.Client(timeout=20) as client:
+        for i in range(40):
+            response = client.post(proxy.url + "/v1/models/m:predict",
+                                   json={"instances": [[i, i]] * 2})
+            assert response.status_code == 200
+            assert response.content == V1_RESPONSE
+            time.sleep(0.05)
+    after = _wait_metric(proxy, "driftline_proxy_log_worker_restarts_total", 1.0)
+    assert after["driftline_proxy_log_worker_restarts_total"] == 1.0
+    (restarted,) = _children(proxy.process.pid)
+    assert restarted != worker
+    # Every exchange is either handed to a worker and logged, or counted as dropped while none
+    # ran; the counts from before the kill are kept.
+    deadline = time.monotonic() + 10
+    while True:
+        after = proxy.metrics()
+        logged = (after["driftline_proxy_rows_logged_total"]
+                  - before["driftline_proxy_rows_logged_total"]) / 2
+        lost = (after['driftline_proxy_exchanges_dropped_total{reason="worker_down"}']
+                - before['driftline_proxy_exchanges_dropped_total{reason="worker_down"}'])
+        if logged + lost >= 40 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert lost > 0
+    assert logged > 0
+    assert logged + lost == 40
