@@ -82,10 +82,15 @@ class SeldonKafkaLoggerSource(_SourceBase):
     kind: Literal["seldon_kafka_logger"]
     topics: Annotated[list[Annotated[str, Field(min_length=1, max_length=249)]],
                       Field(min_length=1)]
+    # The logger writes without a key, so a request and its response land on any partitions.
+    # With `pairing_topic`, the bridge first copies each message there keyed by its request id,
+    # and pairs from it: any number of bridge processes then pair every inference. Without it,
+    # run one bridge process for this source (halves read by different processes never pair).
+    pairing_topic: Annotated[str, Field(min_length=1, max_length=249)] | None = None
 
     def kafka_topics(self) -> list[str]:
-        """The logger topics."""
-        return list(self.topics)
+        """The logger topics, and the pairing topic when there is one."""
+        return [*self.topics, *([self.pairing_topic] if self.pairing_topic else [])]
 
 
 class MLServerKafkaSource(_SourceBase):

@@ -17,9 +17,10 @@ and given up, which lets its partition's commit move on.
 
 The halves of one inference must reach the same bridge process: the CloudEvents endpoint keys
 its raw messages by request id (one partition per pair), but Seldon's Kafka logger writes
-without a key, so a logger topic with several partitions is read by one bridge process
-(one `driftline serve` with sources, or `driftline sources`), or halves on partitions that
-went to different processes are counted unpaired.
+without a key. For such a source with a `pairing_topic`, the bridge first forwards each logger
+message there (value and headers unchanged) keyed by its request id, committing the logger
+topic once the copy is acknowledged, and pairs from the pairing topic; without one, run a
+single bridge process for it, or halves read by different processes are counted unpaired.
 """
 
 from __future__ import annotations
@@ -36,14 +37,14 @@ from kafka.errors import KafkaConnectionError, KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from collector.config import KafkaSettings
-from collector.config_sources import SourceSettings
+from collector.config_sources import SeldonKafkaLoggerSource, SourceSettings
 from collector.errors import EventDecodeError
 from collector.events import LabelEvent, PredictionEvent, encode_event
 from collector.ingest import deadletter_headers
 from collector.reach import kafka_reachable
 from collector.sources.base import Part, SourceDecoder
 from collector.sources.convert import PartError, SourceContext
-from collector.sources.logger import record_time
+from collector.sources.logger import pairing_key, record_time
 from collector.sources.metrics import SourceMetrics
 from collector.sources.pairing import Held, OffsetBook, Pairer, Position
 from collector.sources.registry import build_decoders
@@ -62,6 +63,7 @@ class _Source:
     decoder: SourceDecoder
     context: SourceContext
     pairer: Pairer
+    forward_to: str | None = None  # the pairing topic the unkeyed logger topics are copied to
 
 
 @dataclass
@@ -71,6 +73,7 @@ class _Work:
     predictions: list[tuple[_Source, PredictionEvent]] = field(default_factory=list)
     labels: list[tuple[_Source, LabelEvent]] = field(default_factory=list)
     dead: list[tuple[_Source, Any, str, str]] = field(default_factory=list)
+    forwards: list[tuple[_Source, Any]] = field(default_factory=list)
     releases: list[tuple[TopicPartition, int]] = field(default_factory=list)
 
 
@@ -81,6 +84,7 @@ class BridgeOutcome:
     predictions: int = 0
     labels: int = 0
     deadlettered: int = 0
+    forwarded: int = 0
 
 
 def _tp(position: Position) -> TopicPartition:
@@ -116,9 +120,15 @@ class Bridge:
             for s, d in zip(sources, built, strict=True)
         ]
         self._by_topic: dict[str, _Source] = {}
+        self._forwarded: dict[str, _Source] = {}
         for source in self._sources:
             for topic in source.decoder.topics():
                 self._by_topic[topic] = source
+            settings = source.settings
+            if isinstance(settings, SeldonKafkaLoggerSource) and settings.pairing_topic:
+                source.forward_to = settings.pairing_topic
+                for topic in settings.topics:
+                    self._forwarded[topic] = source
         metrics.init_sources(s.settings.name for s in self._sources)
         self._book: OffsetBook[TopicPartition] = OffsetBook()
         self._records: dict[Position, Any] = {}
@@ -151,13 +161,14 @@ class Bridge:
         # A group leader that assigns before it has a new topic's metadata leaves that topic
         # out until the next metadata refresh: wait (a little) until every topic is known.
         deadline = time.monotonic() + _TOPIC_WAIT_SECONDS
+        topics = sorted({*self._by_topic, *self._forwarded})
         while time.monotonic() < deadline and any(
-                not consumer.partitions_for_topic(topic) for topic in self._by_topic):
+                not consumer.partitions_for_topic(topic) for topic in topics):
             time.sleep(0.2)
-        consumer.subscribe(sorted(self._by_topic))
+        consumer.subscribe(topics)
         self._consumer, self._producer = consumer, producer
         self._metrics.kafka_up.set(1)
-        logger.info("sources bridge connected", extra={"topics": sorted(self._by_topic)})
+        logger.info("sources bridge connected", extra={"topics": topics})
 
     def _disconnect(self) -> None:
         if self._consumer is not None:
@@ -243,6 +254,10 @@ class Bridge:
 
     # -- reading --------------------------------------------------------------------------------
     def _read(self, record: Any, now: float, work: _Work) -> None:
+        forwarding = self._forwarded.get(record.topic)
+        if forwarding is not None:  # an unkeyed logger message: copied, keyed, paired later
+            work.forwards.append((forwarding, record))
+            return
         source = self._by_topic.get(record.topic)
         if source is None:  # a topic no source reads (not subscribed): nothing to do
             return
@@ -341,7 +356,7 @@ class Bridge:
     # -- writing --------------------------------------------------------------------------------
     def _produce(self, work: _Work) -> BridgeOutcome:
         outcome = BridgeOutcome()
-        if not (work.predictions or work.labels or work.dead):
+        if not (work.predictions or work.labels or work.dead or work.forwards):
             return outcome
         producer = self._producer
         if producer is None:
@@ -356,6 +371,9 @@ class Bridge:
                                          value=encode_event(label)))
         for source, record, reason, message in work.dead:
             futures.append(self._send_deadletter(producer, source, record, reason, message))
+        for source, record in work.forwards:
+            futures.append(producer.send(source.forward_to or "", key=pairing_key(record),
+                                         value=record.value, headers=list(record.headers or [])))
         producer.flush(timeout=_SEND_TIMEOUT_SECONDS)
         for future in futures:
             future.get(timeout=_SEND_TIMEOUT_SECONDS)  # raises if it did not reach the broker
@@ -364,11 +382,14 @@ class Bridge:
             m.events.labels(source.settings.name, "prediction").inc()
         for source, _ in work.labels:
             m.events.labels(source.settings.name, "label").inc()
+        for source, _ in work.forwards:
+            m.messages.labels(source.settings.name, "forwarded").inc()
         for source, _, reason, _ in work.dead:
             m.deadletters.labels(source.settings.name, reason).inc()
             m.messages.labels(source.settings.name, "deadlettered").inc()
         outcome.predictions, outcome.labels = len(work.predictions), len(work.labels)
         outcome.deadlettered = len(work.dead)
+        outcome.forwarded = len(work.forwards)
         if work.dead:
             logger.info("source messages dead-lettered", extra={"count": len(work.dead)})
         return outcome

@@ -231,5 +231,28 @@ class LoggerDecoder:
 
 
 def decoder_for(settings: CloudEventsSource | SeldonKafkaLoggerSource) -> LoggerDecoder:
-    """The decoder of a `cloudevents` or `seldon_kafka_logger` source."""
+    """The decoder of a `cloudevents` or `seldon_kafka_logger` source.
+
+    With a `pairing_topic`, the decoder reads that topic, and the bridge forwards the logger
+    topics' messages to it keyed by `pairing_key`.
+    """
+    if isinstance(settings, SeldonKafkaLoggerSource) and settings.pairing_topic:
+        return LoggerDecoder(settings.name, [settings.pairing_topic], protocol=settings.protocol)
     return LoggerDecoder(settings.name, settings.kafka_topics(), protocol=settings.protocol)
+
+
+def pairing_key(record: Any) -> bytes | None:
+    """The key a logger message is forwarded under: its request id, so halves share a partition.
+
+    Examples:
+        >>> from types import SimpleNamespace
+        >>> pairing_key(SimpleNamespace(headers=[("type", b"t"), ("requestid", b"p-1")]))
+        b'p-1'
+    """
+    for name, value in record.headers or ():
+        if str(name).lower() in ("requestid", "ce-requestid") and value:
+            return bytes(value)
+    for name, value in record.headers or ():
+        if str(name).lower() in ("id", "ce-id") and value:
+            return bytes(value)
+    return None

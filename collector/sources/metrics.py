@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from collector.sources.cloudevents import received_counter
 
-MESSAGE_OUTCOMES: Final = ("decoded", "deadlettered")
+MESSAGE_OUTCOMES: Final = ("decoded", "deadlettered", "forwarded")
 PAIR_OUTCOMES: Final = ("paired", "duplicate", "unpaired_request", "unpaired_response")
 FEEDBACK_OUTCOMES: Final = ("labelled", "no_truth")
 EVENT_KINDS: Final = ("prediction", "label")
@@ -40,7 +40,8 @@ class SourceMetrics:
             messages=Counter(
                 "driftline_sources_messages_total",
                 "Messages read from the sources' topics, by source and outcome (decoded, "
-                "deadlettered).", ["source", "outcome"], registry=registry),
+                "deadlettered, forwarded: copied to the source's pairing_topic).",
+                ["source", "outcome"], registry=registry),
             pairs=Counter(
                 "driftline_sources_pairs_total",
                 "Request and response halves by outcome: paired, duplicate (seen before), "

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 import uuid
 from collections import Counter
@@ -40,9 +41,11 @@ from kafka.admin import KafkaAdminClient
 from prometheus_client import CollectorRegistry
 
 from collector.app import Service
-from collector.config import Settings, parse_settings
-from collector.config_sources import CloudEventsSource
+from collector.config import KafkaSettings, Settings, parse_settings
+from collector.config_sources import CloudEventsSource, SeldonKafkaLoggerSource
+from collector.sources.bridge import Bridge
 from collector.sources.cloudevents import RawWriter, cloudevents_router, received_counter
+from collector.sources.metrics import SourceMetrics
 from collector.store.queries import count_predictions
 from collector.store.window import read_window
 from tests.integration.pipeline import count_labels, new_topics
@@ -422,3 +425,60 @@ def test_unpaired_requests_can_be_stored_without_a_prediction(
     assert sample(service, "driftline_sources_pairs_total", source="loggers",
                   outcome="unpaired_request") == 1
 
+
+
+def test_two_bridges_pair_an_unkeyed_logger_topic_through_its_pairing_topic(
+        kafka_bootstrap: str, topic_factory: Callable[[str], str]) -> None:
+    """Seldon's Kafka logger writes without a key: halves land on any partition, and the
+    partitions are shared by two bridge processes; the pairing topic brings them together."""
+    topics = new_topics(topic_factory)
+    logs, pairing = topic_factory("seldon-logs"), topic_factory("seldon-pairing")
+    kafka = KafkaSettings.model_validate({
+        "bootstrap_servers": kafka_bootstrap, "group_id": f"g-{uuid.uuid4().hex[:8]}", **topics})
+    source = SeldonKafkaLoggerSource(name="seldon-kafka", kind="seldon_kafka_logger",
+                                     topics=[logs], pairing_topic=pairing,
+                                     models={"sklearn": "iris"}, pairing_timeout_seconds=600)
+    bridges = [Bridge(kafka, [source], SourceMetrics.create(CollectorRegistry()),
+                      poll_timeout_ms=100) for _ in range(2)]
+    stop = threading.Event()
+    threads = [threading.Thread(target=b.run, args=(stop,)) for b in bridges]
+    for thread in threads:
+        thread.start()
+    try:
+        def assigned() -> bool:
+            owned = [b._consumer.assignment() if b._consumer else set() for b in bridges]
+            return all(owned) and len(owned[0] | owned[1]) == 6
+
+        wait_for(assigned, timeout=60, message="both bridges own partitions")
+        producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+        puids = [str(uuid.uuid4()) for _ in range(40)]
+        for i, puid in enumerate(puids):
+            for kind, body, partition in (
+                    ("inference.request", seldon_request([5.0 + i / 10, 3.0, 1.4, 0.2]), i % 3),
+                    ("inference.response", seldon_response(puid, [0.8, 0.1, 0.1]), (i + 1) % 3)):
+                headers = [(k, v.encode()) for k, v in seldon_attributes(kind, puid).items()]
+                producer.send(logs, value=json.dumps(body).encode(), headers=headers,
+                              partition=partition)
+        producer.flush()
+        producer.close()
+        consumer = KafkaConsumer(topics["predictions_topic"], bootstrap_servers=kafka_bootstrap,
+                                 auto_offset_reset="earliest", consumer_timeout_ms=1000)
+        seen: list[Any] = []
+
+        def all_paired() -> bool:
+            seen.extend(json.loads(m.value) for m in consumer)
+            return len(seen) >= 40
+
+        wait_for(all_paired, timeout=90, message="40 predictions")
+        consumer.close()
+        assert sorted(e["request_id"] for e in seen) == sorted(puids)
+        assert {e["model"] for e in seen} == {"iris"}
+        registries = [b._metrics for b in bridges]
+        assert sum(m.messages.labels("seldon-kafka", "forwarded")._value.get()
+                   for m in registries) == 80
+        assert sum(m.pairs.labels("seldon-kafka", "paired")._value.get() for m in registries) == 40
+        assert all(b.batches > 0 for b in bridges)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=30)
