@@ -12,6 +12,7 @@ stops them in reverse on SIGTERM.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import signal
@@ -28,6 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.channels.base import Channel
 from alerts.channels.retraining import RetrainingWebhookChannel
+from alerts.clock import utcnow
 from alerts.dispatcher import Dispatcher, RetryPolicy
 from collector import __version__
 from collector.api import ApiContext, create_app
@@ -44,6 +46,7 @@ from collector.sources.cloudevents import RawWriter, cloudevents_router
 from collector.sources.metrics import SourceMetrics
 from collector.store import make_engine, make_session_factory, upgrade
 from collector.store.leases import RunLeases
+from collector.store.retention import Maintenance, compact, delete_expired, vacuum
 
 logger = logging.getLogger(__name__)
 
@@ -108,7 +111,9 @@ class Service:
             # database run it once between them (issue 12; docs/scaling.md).
             self.scheduler = MonitorScheduler(
                 self.monitors, leases=RunLeases(self.sessions),
-                ticks_missed=ticks_missed_counter(self.metrics.registry))
+                ticks_missed=ticks_missed_counter(self.metrics.registry),
+                maintenance=self.maintain,
+                maintenance_every_seconds=self.settings.retention.every_seconds)
             self.scheduler.start()
         if "ingest" in self.roles:
             self.ingest = IngestLoop(self.settings.kafka, self.sessions, self.metrics)
@@ -153,6 +158,20 @@ class Service:
                 channel, outcome).inc(),
         )
         self.dispatcher.start()
+
+    def maintain(self) -> Maintenance:
+        """One pass of retention, compaction and vacuum over the store (docs/storage.md)."""
+        retention = self.settings.retention
+        now = utcnow()
+        outcome = delete_expired(self.sessions, now=now, raw_days=retention.raw_days)
+        compact(self.sessions, now=now, target_events=retention.compact_events,
+                min_age_seconds=retention.compact_after_seconds, outcome=outcome)
+        vacuum(self.engine)
+        self.metrics.store_deleted.labels("prediction").inc(outcome.events_deleted)
+        self.metrics.store_deleted.labels("label").inc(outcome.labels_deleted)
+        self.metrics.store_compacted.inc(outcome.batches_merged)
+        logger.info("store maintained", extra=dataclasses.asdict(outcome))
+        return outcome
 
     def _start_http(self) -> None:
         context = ApiContext(

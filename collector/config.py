@@ -116,6 +116,19 @@ def _check_database_url(value: str) -> str:
     return value
 
 
+class RetentionSettings(_Strict):
+    """How long raw events are kept, and how the store keeps its size (docs/storage.md)."""
+
+    # Prediction batches and labels older than this are deleted; runs and results stay.
+    raw_days: Annotated[float, Field(gt=0, le=3650)] = 7.0
+    # How often one of the collectors deletes, compacts and vacuums.
+    every_seconds: Annotated[float, Field(ge=1, le=86_400)] = 300.0
+    # Small batches are merged into batches of up to this many events ...
+    compact_events: Annotated[int, Field(ge=1000, le=1_000_000)] = 50_000
+    # ... once they are this old (the newest batches stay as ingest wrote them).
+    compact_after_seconds: Annotated[float, Field(ge=0, le=86_400)] = 60.0
+
+
 class KafkaSettings(_Strict):
     """Where ingest reads from and where dead letters go."""
 
@@ -357,6 +370,7 @@ class Settings(_Strict):
 
     database_url: Annotated[str, AfterValidator(_check_database_url)] = DEFAULT_DATABASE_URL
     kafka: KafkaSettings = KafkaSettings()
+    retention: RetentionSettings = RetentionSettings()
     http: HttpSettings = HttpSettings()
     metrics: MetricsSettings = MetricsSettings()
     alerts: AlertsSettings = AlertsSettings()

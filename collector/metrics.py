@@ -26,6 +26,8 @@ class Metrics:
     events: Counter
     deadletters: Counter
     ingest_batches: Counter
+    store_deleted: Counter
+    store_compacted: Counter
     last_event_timestamp: Gauge
     consumer_lag: Gauge
     kafka_up: Gauge
@@ -95,6 +97,17 @@ class Metrics:
             ingest_batches=Counter(
                 "driftline_ingest_batches_total",
                 "Batches written to the store and committed to Kafka.",
+                registry=reg,
+            ),
+            store_deleted=Counter(
+                "driftline_store_retention_deleted_total",
+                "Raw events deleted by retention, by kind (prediction, label).",
+                ["kind"],
+                registry=reg,
+            ),
+            store_compacted=Counter(
+                "driftline_store_batches_compacted_total",
+                "Small event batches merged into larger ones by compaction.",
                 registry=reg,
             ),
             last_event_timestamp=Gauge(

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -35,6 +35,11 @@ logger = logging.getLogger(__name__)
 MAX_TICK_OFFSET_SECONDS = 1.0
 # Standbys fire this much later (a quarter of the interval, at most five seconds).
 MAX_STANDBY_DELAY_SECONDS = 5.0
+
+
+# The lease name of store maintenance in `run_leases` (not a model name: models are
+# validated as identifiers without a colon).
+MAINTENANCE_LEASE = "driftline:maintenance"
 
 
 def tick_offset_seconds(interval_seconds: float) -> float:
@@ -125,8 +130,12 @@ class MonitorScheduler:
         leases: RunLeases,
         ticks_missed: Counter | None = None,
         first_run_delay_seconds: float = 1.0,
+        maintenance: Callable[[], object] | None = None,
+        maintenance_every_seconds: float = 300.0,
     ) -> None:
         self.monitors = dict(monitors)
+        self._maintenance = maintenance
+        self._maintenance_every = maintenance_every_seconds
         self._leases = leases
         self._ticks_missed = ticks_missed
         if ticks_missed is not None:
@@ -162,6 +171,11 @@ class MonitorScheduler:
                 id=f"monitor:{name}:first", name=f"monitor {name} (first run)",
                 replace_existing=True,
             )
+        if self._maintenance is not None:
+            every = self._maintenance_every
+            self._scheduler.add_job(
+                self.run_maintenance, trigger=TickTrigger(every, tick_offset_seconds(every)),
+                id="maintenance", name="store maintenance", replace_existing=True)
         self._scheduler.start()
         logger.info("scheduler started", extra={"models": sorted(self.monitors),
                                                 "owner": self._leases.owner})
@@ -205,6 +219,30 @@ class MonitorScheduler:
             except Exception:  # the lease then expires on its own
                 logger.warning("run lease not released", exc_info=True, extra={"model": name})
         return summary
+
+    def run_maintenance(self) -> bool:
+        """Retention, compaction and vacuum, when this process claims the tick (one of many)."""
+        if self._maintenance is None:
+            return False
+        try:
+            claim = self._leases.claim(MAINTENANCE_LEASE, self._maintenance_every)
+        except Exception:
+            logger.warning("maintenance tick not claimed, the store did not answer",
+                           exc_info=True)
+            return False
+        if claim is None:
+            return False
+        try:
+            with self._leases.held(claim):
+                self._maintenance()
+        except Exception:  # the next tick tries again
+            logger.exception("store maintenance failed")
+        finally:
+            try:
+                self._leases.finish(claim, None)
+            except Exception:
+                logger.warning("maintenance lease not released", exc_info=True)
+        return True
 
     def stop(self, *, wait: bool = True) -> None:
         """Stop scheduling; with `wait`, let running runs finish."""

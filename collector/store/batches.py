@@ -236,3 +236,63 @@ def concat(parts: Sequence[Columns]) -> Columns:
         predictions=[v for p in parts for v in p.predictions],
         tags=[t for p in parts for t in p.tags],
     )
+
+
+def _is_json(field: pa.Field) -> bool:
+    return bool(field.metadata) and field.metadata.get(b"driftline.encoding") == b"json"
+
+
+def _python_values(table: pa.Table, name: str) -> list[Any]:
+    field = table.schema.field(name)
+    values = table.column(name).to_pylist()
+    if field.metadata and field.metadata.get(b"driftline.encoding") == b"json":
+        return [None if v is None else json.loads(v) for v in values]
+    return list(values)
+
+
+def merge(payloads: Sequence[bytes]) -> bytes:
+    """Several batches of one model as one batch, their events in order (compaction).
+
+    A column with one type and encoding in every batch is concatenated as it is; others
+    are re-typed over all their values, as `encode` would type them. A feature a batch
+    lacks is absent in its rows.
+    """
+    tables = [read_table(p) for p in payloads]
+    sizes = [t.num_rows for t in tables]
+    names: dict[str, None] = {}
+    for table in tables:
+        for name in table.column_names:
+            if not name.startswith(ABSENT):
+                names.setdefault(name, None)
+    fields: list[pa.Field] = []
+    arrays: list[Any] = []
+    for name in names:
+        present = [t for t in tables if name in t.column_names]
+        kinds = {(str(t.schema.field(name).type), _is_json(t.schema.field(name)))
+                 for t in present}
+        if len(present) == len(tables) and len(kinds) == 1:
+            fields.append(tables[0].schema.field(name))
+            arrays.append(pa.chunked_array([t.column(name).combine_chunks() for t in tables]))
+        else:
+            values: list[Any] = []
+            for table, size in zip(tables, sizes, strict=True):
+                values.extend(_python_values(table, name) if name in table.column_names
+                              else [None] * size)
+            array, is_json = (_column(values) if name not in ("_tags",) else
+                              (pa.array([None if v is None else _dumps(v) for v in values],
+                                        pa.string()), True))
+            fields.append(pa.field(name, array.type, metadata=_JSON if is_json else None))
+            arrays.append(array)
+        if name.startswith(FEATURE):
+            feature = name[len(FEATURE):]
+            flags = [t.column(ABSENT + feature).to_pylist() if ABSENT + feature in t.column_names
+                     else [name not in t.column_names] * size
+                     for t, size in zip(tables, sizes, strict=True)]
+            if any(any(f) for f in flags):
+                fields.append(pa.field(ABSENT + feature, pa.bool_()))
+                arrays.append(pa.array([v for f in flags for v in f], pa.bool_()))
+    merged = pa.Table.from_arrays(arrays, schema=pa.schema(fields)).combine_chunks()
+    sink = io.BytesIO()
+    with ipc.new_file(sink, merged.schema, options=_WRITE_OPTIONS) as writer:
+        writer.write_table(merged)
+    return sink.getvalue()

@@ -14,6 +14,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # WAL lets the scheduler read while ingest writes; busy_timeout makes writers
     # from several threads (ingest, runs, outbox) wait instead of failing.
     cursor = dbapi_connection.cursor()
+    # Takes effect on a new database only (before its first table): retention's deletes
+    # then give pages back to the file system (collector/store/retention.py).
+    cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")

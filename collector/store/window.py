@@ -243,6 +243,13 @@ def _build(session: Session, model: str, columns: Columns,
     for column in features.columns:
         if str(column) not in absent and features[column].isna().any():
             absent[str(column)] = np.zeros(n, bool)
+        if features[column].dtype == object and str(column) in absent:
+            # One spelling of missing, whatever the batches' layout: an explicit null is
+            # None, a key the event lacked is NaN (as a frame built from the JSON rows was).
+            values = features[column].to_numpy(copy=True)
+            values[pd.isna(values)] = None
+            values[absent[str(column)]] = np.nan
+            features[column] = values
     unknown: dict[str, int] = {}
     if expected is not None:
         allowed = set(expected)
