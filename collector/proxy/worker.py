@@ -9,8 +9,9 @@ added latency went from about 0.25 ms to over 1 ms with logging in a thread). In
 it runs on another core and the request path only writes one frame to a pipe.
 
 Reads frames from stdin until EOF (`encode_frame` is the one writer), then flushes the logger
-and exits. Every `REPORT_SECONDS` it writes one JSON line of counts to stdout, which the proxy
-exposes on its /metrics (collector/proxy/handoff.py).
+and exits; SIGINT and SIGTERM are ignored, so that the proxy alone ends it (its pipe closes when
+the proxy exits, however it exits). Every `REPORT_SECONDS` it writes one JSON line of counts to
+stdout, which the proxy exposes on its /metrics (collector/proxy/handoff.py).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import http.client
 import json
 import logging
+import signal
 import struct
 import sys
 import threading
@@ -113,6 +115,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the worker with the settings given as one JSON argument."""
     args = sys.argv[1:] if argv is None else list(argv)
     settings: dict[str, Any] = json.loads(args[0])
+    # The proxy decides when this ends, by closing the frames' pipe (also when it dies): a
+    # Ctrl-C or a SIGTERM sent to the whole process group must not cut the flush short.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(level=settings.get("log_level", "WARNING"), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("kafka").setLevel(logging.ERROR)
