@@ -113,6 +113,7 @@ def run_proxy(settings: ProxySettings) -> None:
         start_http_server(metrics_port, addr=metrics_host, registry=proxy.registry)
     config = uvicorn.Config(proxy.app, host=host, port=port, http="httptools", loop="auto",
                             lifespan="on", ws="none", access_log=False, server_header=False,
+                            proxy_headers=False,
                             date_header=False, log_level="warning", timeout_keep_alive=75)
     logger.info("proxy listening", extra={"listen": settings.listen,
                                           "upstream": settings.upstream, "model": settings.model})
