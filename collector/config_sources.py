@@ -69,7 +69,7 @@ class CloudEventsSource(_SourceBase):
     # message.max.bytes and the topic's max.message.bytes, 1 MiB by default).
     max_event_bytes: Annotated[int, Field(gt=0, le=64 * 1024 * 1024)] = 1_000_000
     # How long the endpoint waits for the broker's acknowledgement before answering 503.
-    write_timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 10.0
+    write_timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 5.0
 
     def kafka_topics(self) -> list[str]:
         """The raw topic the endpoint writes to."""

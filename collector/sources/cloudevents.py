@@ -21,6 +21,7 @@ import binascii
 import json
 import logging
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -151,15 +152,20 @@ class RawWriter:
     """Writes CloudEvents to raw topics and waits for the broker's acknowledgement (acks=all).
 
     The producer is created on first use and again after a failure, so that a broker that
-    was down when the service started is used as soon as it is back.
+    was down when the service started is used as soon as it is back. For `cooldown_seconds`
+    after a failure, writes are refused at once (503) instead of each waiting its timeout:
+    KServe's agent queues log requests in a channel of 100 that blocks the inference path when
+    full, so a slow answer would slow the model server down.
     """
 
     def __init__(self, bootstrap_servers: str, *, max_event_bytes: int,
-                 timeout_seconds: float) -> None:
+                 timeout_seconds: float, cooldown_seconds: float = 1.0) -> None:
         """Write to `bootstrap_servers`; events up to `max_event_bytes`."""
         self._servers = bootstrap_servers.split(",")
         self._max_bytes = max_event_bytes
         self._timeout = timeout_seconds
+        self._cooldown = cooldown_seconds
+        self._down_until = 0.0
         self._producer: KafkaProducer | None = None
         self._lock = threading.Lock()
 
@@ -195,6 +201,8 @@ class RawWriter:
             if len(event.value) > self._max_bytes:
                 raise CloudEventError(f"the event's body of {len(event.value)} bytes exceeds "
                                       f"{self._max_bytes} (sources[].max_event_bytes)", 413)
+        if time.monotonic() < self._down_until:
+            raise CloudEventError("Kafka was unreachable a moment ago; nothing was accepted", 503)
         try:
             producer = self._get()
             futures = [producer.send(topic, key=e.key, value=e.value, headers=e.headers)
@@ -206,6 +214,7 @@ class RawWriter:
             raise CloudEventError("the broker refuses an event this large", 413) from exc
         except (KafkaError, OSError) as exc:
             logger.warning("cloudevent not written", extra={"topic": topic, "error": repr(exc)})
+            self._down_until = time.monotonic() + self._cooldown
             self._reset()
             raise CloudEventError("Kafka cannot take the event now; nothing was accepted",
                                   503) from exc
@@ -237,8 +246,13 @@ def cloudevents_router(sources: Sequence[CloudEventsSource],
 
     async def _accept(name: str, request: Request) -> dict[str, Any]:
         source = by_name[name]
-        body = await request.body()
         try:
+            declared = request.headers.get("content-length", "")
+            length = int(declared) if declared.isdigit() else 0
+            if length > source.max_event_bytes * 2:  # (a batch may hold a few events)
+                raise CloudEventError(f"a body of {length} bytes exceeds the source's "
+                                      "max_event_bytes", 413)
+            body = await request.body()
             events = parse_http(request.headers, body)
             await run_in_threadpool(writers[name].write, source.topic, events)
         except CloudEventError as exc:
