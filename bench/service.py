@@ -10,7 +10,8 @@
 
 The broker is KAFKA_BOOTSTRAP_SERVERS or 127.0.0.1:29092; PostgreSQL is the server of
 DRIFTLINE_TEST_POSTGRES_URL (or scripts/postgres-local's), where the bench creates and drops its
-own databases. A part that fails is reported as FAILED with its error; the others still run.
+own databases. A measurement that fails (a store down, a process dead) is reported as FAILED with
+its error; the others still run.
 
 Data: bench/run.py's window (bench/drift.py's generator: 40 numeric and 10 categorical features,
 drifted; a score from two of them) and its 100,000-row reference with `prediction` and `label`;
@@ -66,6 +67,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -294,6 +296,16 @@ FEATURES = {**{f"num_{i:02d}": "numeric" for i in range(40)},
             **{f"cat_{j}": "categorical" for j in range(10)}}
 
 
+def attempt(errors: dict[str, str], name: str, call: Callable[[], Any]) -> Any:
+    """`call()`, or None with its error kept under `name`: one failure stops no other measure."""
+    try:
+        return call()
+    except Exception as exc:
+        traceback.print_exc()
+        errors[name] = f"{type(exc).__name__}: {exc}"[:2000]
+        return None
+
+
 def _worker(*args: object) -> dict[str, Any]:
     done = subprocess.run([sys.executable, str(WORKER), *map(str, args)], capture_output=True,
                           text=True, check=False)
@@ -343,7 +355,8 @@ def data(args: argparse.Namespace, events: int, directory: Path) -> Workload:
     return work
 
 
-def measure_ingest(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
+def measure_ingest(args: argparse.Namespace, directory: Path, errors: dict[str, str]
+                   ) -> dict[str, Any]:
     work = data(args, args.events, directory)
     start = datetime.now(UTC) - timedelta(hours=2)
     times = [start + timedelta(milliseconds=i) for i in range(args.events)]
@@ -372,9 +385,15 @@ def measure_ingest(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
             before = bare()
             for kind in args.stores:
                 for processes in args.processes:
-                    with fresh_store(kind, args.postgres_url, directory) as store:
-                        result = collector_ingest(directory, store, args.bootstrap, topic,
-                                                  args.events, processes, topics)
+
+                    def one(kind: str = kind, processes: int = processes) -> dict[str, Any]:
+                        with fresh_store(kind, args.postgres_url, directory) as store:
+                            return collector_ingest(directory, store, args.bootstrap, topic,
+                                                    args.events, processes, topics)
+
+                    result = attempt(errors, f"ingest {kind} x{processes}", one)
+                    if result is None:
+                        continue
                     after = bare()
                     rate = (before["events_per_second"] + after["events_per_second"]) / 2
                     result.update(store=kind, baseline_events_per_second=rate,
@@ -410,7 +429,8 @@ def fill(store: Store, frame: pd.DataFrame, scores: np.ndarray, times: Sequence[
         engine.dispose()
 
 
-def measure_windows(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
+def measure_windows(args: argparse.Namespace, directory: Path, errors: dict[str, str]
+                    ) -> dict[str, Any]:
     sizes = sorted(args.window_sizes)
     work = data(args, sizes[-1], directory)
     window = work.features.copy()
@@ -421,30 +441,40 @@ def measure_windows(args: argparse.Namespace, directory: Path) -> dict[str, Any]
     batch = KafkaSettings().max_poll_records
     results: dict[str, Any] = {"batch_events": batch, "stores": {}}
     for kind in args.stores:
-        with fresh_store(kind, args.postgres_url, directory) as store:
-            seconds = fill(store, work.features, work.scores, times, batch)
-            entry: dict[str, Any] = {
-                "events": sizes[-1], "fill_seconds": seconds,
-                "bytes_per_event": store.size_bytes() / sizes[-1], "windows": {}}
-            print(f"  {kind}: {sizes[-1]:,} events written in {seconds:.0f} s", file=sys.stderr)
-            for size in sizes:
-                large = size >= LARGE_WINDOW
-                service_peak = _worker("peak", directory, store.url, size, "service")
-                memory_peak = _worker("peak", directory, store.url, size, "memory")
-                timing = _worker("window", directory, store.url, size,
-                                 args.large_repeats if large else args.repeats,
-                                 *([] if large else ["--warm-up"]))
-                service = statistics.median(timing["service_seconds"])
-                memory = statistics.median(timing["memory_seconds"])
-                entry["windows"][size] = {
-                    **timing, "service_median": service, "memory_median": memory,
-                    "read_median": statistics.median(timing["read_seconds"]),
-                    "ratio": service / memory, "service_peak": service_peak,
-                    "memory_peak": memory_peak, "load_average": os.getloadavg()[0]}
-                print(f"  {kind} {size:,}: {service:.2f} s vs {memory:.2f} s "
-                      f"({service / memory:.2f}x)", file=sys.stderr)
+        entry = attempt(errors, f"window {kind}", partial(
+            store_windows, args, directory, kind, work, times, batch))
+        if entry is not None:
             results["stores"][kind] = entry
     return results
+
+
+def store_windows(args: argparse.Namespace, directory: Path, kind: str, work: Workload,
+                  times: Sequence[datetime], batch: int) -> dict[str, Any]:
+    """Fill a fresh store of `kind`, then time and weigh a run over each window size."""
+    sizes = sorted(args.window_sizes)
+    with fresh_store(kind, args.postgres_url, directory) as store:
+        seconds = fill(store, work.features, work.scores, times, batch)
+        entry: dict[str, Any] = {
+            "events": sizes[-1], "fill_seconds": seconds,
+            "bytes_per_event": store.size_bytes() / sizes[-1], "windows": {}}
+        print(f"  {kind}: {sizes[-1]:,} events written in {seconds:.0f} s", file=sys.stderr)
+        for size in sizes:
+            large = size >= LARGE_WINDOW
+            service_peak = _worker("peak", directory, store.url, size, "service")
+            memory_peak = _worker("peak", directory, store.url, size, "memory")
+            timing = _worker("window", directory, store.url, size,
+                             args.large_repeats if large else args.repeats,
+                             *([] if large else ["--warm-up"]))
+            service = statistics.median(timing["service_seconds"])
+            memory = statistics.median(timing["memory_seconds"])
+            entry["windows"][size] = {
+                **timing, "service_median": service, "memory_median": memory,
+                "read_median": statistics.median(timing["read_seconds"]),
+                "ratio": service / memory, "service_peak": service_peak,
+                "memory_peak": memory_peak, "load_average": os.getloadavg()[0]}
+            print(f"  {kind} {size:,}: {service:.2f} s vs {memory:.2f} s "
+                  f"({service / memory:.2f}x)", file=sys.stderr)
+    return entry
 
 
 # --- latency ----------------------------------------------------------------------------------
@@ -711,17 +741,20 @@ def main() -> None:
                                "code": code_version(), "conditions_start": conditions()}
     with tempfile.TemporaryDirectory(prefix="driftline-bench-service-") as tmp:
         directory = Path(tmp)
+        errors: dict[str, str] = {}
         measures: dict[str, Callable[[], Any]] = {
-            "ingest": lambda: measure_ingest(args, directory),
-            "window": lambda: measure_windows(args, directory),
-            "latency": lambda: [latency(args, directory, kind) for kind in args.stores]}
+            "ingest": lambda: measure_ingest(args, directory, errors),
+            "window": lambda: measure_windows(args, directory, errors),
+            "latency": lambda: [entry for entry in (
+                attempt(errors, f"latency {kind}", partial(latency, args, directory, kind))
+                for kind in args.stores) if entry is not None]}
         for part in parts:
             print(part, file=sys.stderr)
-            try:
-                results[part] = measures[part]()
-            except Exception as exc:  # the other parts still report; this one says why not
-                traceback.print_exc()
-                results.setdefault("errors", {})[part] = f"{type(exc).__name__}: {exc}"[:2000]
+            found = attempt(errors, part, measures[part])
+            if found is not None:
+                results[part] = found
+        if errors:
+            results["errors"] = errors
     results["conditions_end"] = conditions()
     results["minutes"] = (time.perf_counter() - started) / 60
     print(json.dumps(results, indent=2, default=str) if args.json else table(results))
