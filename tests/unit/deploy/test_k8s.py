@@ -307,3 +307,11 @@ def test_the_yaml_has_no_duplicate_keys() -> None:
     Strict.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
     for path in sorted(K8S.glob("*.yaml")):
         assert list(yaml.load_all(path.read_text(encoding="utf-8"), Loader=Strict))
+
+
+def test_the_docs_kserve_logger_is_the_manifests() -> None:
+    docs = (ROOT / "docs" / "integrations.md").read_text(encoding="utf-8")
+    section = docs.split("\n## KServe\n", 1)[1].split("\n## ", 1)[0]
+    snippet = yaml.safe_load(section.split("```yaml\n", 1)[1].split("```", 1)[0])
+    manifest = _one("InferenceService", "sklearn-iris")
+    assert snippet["spec"]["predictor"]["logger"] == manifest["spec"]["predictor"]["logger"]
