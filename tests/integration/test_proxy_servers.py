@@ -23,10 +23,15 @@ from typing import Any
 
 import httpx
 import numpy as np
+import pandas as pd
 import pytest
+import yaml
 from kafka import KafkaConsumer
 
+from collector.app import Service
+from collector.config import Settings, parse_settings
 from collector.events import PredictionEvent, decode_event
+from collector.store.queries import stored_event_ids
 from driftline_sidecar.payloads import row_event_id
 from tests import services
 from tests.integration import model_servers
@@ -190,13 +195,41 @@ def test_mlserver_v2_through_the_proxy(mlserver: ModelServer, kafka_bootstrap: s
         proxy.stop()
 
 
-def test_kserve_v1_through_the_proxy(kserve: ModelServer, kafka_bootstrap: str,
-                                     topic_factory: Any, tmp_path: Path) -> None:
-    topic = topic_factory("proxy-kserve")
+def _collector_settings(tmp_path: Path, *, model: str, names: list[str], bootstrap: str,
+                        topics: dict[str, str]) -> tuple[Settings, Path]:
+    """The collector's settings, and the same written as driftline.yaml (features in order)."""
+    reference = pd.DataFrame(_rows(np.random.default_rng(1), 300), columns=names)
+    reference_path = tmp_path / "reference.csv"
+    reference.to_csv(reference_path, index=False)
+    data = {
+        "database_url": f"sqlite+pysqlite:///{tmp_path / 'driftline.db'}",
+        "kafka": {"bootstrap_servers": bootstrap, "group_id": f"g-{model}-{time.time_ns()}",
+                  **topics},
+        "http": {"host": "127.0.0.1", "port": 0},
+        "models": [{"name": model, "features": dict.fromkeys(names, "numeric"),
+                    "reference": {"path": str(reference_path)},
+                    "schedule": {"every_seconds": 3600}}],
+    }
+    path = tmp_path / "driftline.yaml"
+    # sort_keys=False: the proxy names unnamed columns in the order the features are listed.
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return parse_settings(data, environ={}), path
+
+
+def test_kserve_v1_through_the_proxy_into_the_collector(
+        kserve: ModelServer, kafka_bootstrap: str, topic_factory: Any, tmp_path: Path) -> None:
     model = "iris-kserve"
     names = ["sl", "sw", "pl", "pw"]
-    proxy = _proxy(kserve, model, kafka_bootstrap, topic, tmp_path,
-                   ["--features", ",".join(names)])
+    topics = {"predictions_topic": topic_factory("proxy-kserve"),
+              "labels_topic": topic_factory("proxy-kserve-labels"),
+              "deadletter_topic": topic_factory("proxy-kserve-dead")}
+    settings, config = _collector_settings(tmp_path, model=model, names=names,
+                                           bootstrap=kafka_bootstrap, topics=topics)
+    # The proxy takes Kafka, the topic and the feature names from the collector's own config.
+    proxy = _proxy(kserve, model, kafka_bootstrap, topics["predictions_topic"], tmp_path,
+                   ["--config", str(config)])
+    service = Service(settings)
+    service.start()
     rng = np.random.default_rng(14)
     expected: dict[str, dict[str, Any]] = {}
     try:
@@ -230,12 +263,22 @@ def test_kserve_v1_through_the_proxy(kserve: ModelServer, kafka_bootstrap: str,
                 direct = client.request(method, kserve.url + path, content=payload)
                 proxied = client.request(method, proxy.url + path, content=payload)
                 _same(direct, proxied)
-        events = _consume(kafka_bootstrap, topic, len(expected))
+        events = _consume(kafka_bootstrap, topics["predictions_topic"], len(expected))
         _check_events(events, expected, model)
+        # And the collector stored every one of them, once.
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with service.sessions() as session:
+                stored = stored_event_ids(session, model)
+            if len(stored) >= len(expected):
+                break
+            time.sleep(0.5)
+        assert sorted(stored) == sorted(expected)
         metrics = proxy.metrics()
         assert metrics["driftline_proxy_rows_logged_total"] == len(expected)
         assert metrics['driftline_proxy_unlogged_total{reason="error_status"}'] == 2
     finally:
+        service.stop()
         proxy.stop()
 
 
