@@ -165,8 +165,8 @@ def json_body(raw: bytes | None, content_type: str) -> Any:
     kind = content_type.split(";", 1)[0].strip().lower()
     if kind and kind != "application/json" and not kind.endswith("+json") and kind != "text/plain":
         # Seldon's gRPC endpoints log protobuf bodies: driftline reads the JSON (REST) ones.
-        raise EventDecodeError("invalid_value", f"content type {kind!r} is not JSON "
-                                                "(log the REST endpoint, or use JSON)")
+        raise EventDecodeError("unsupported_content_type", f"content type {kind!r} is not "
+                                                           "JSON (log the REST endpoint)")
     if raw is None or not raw:
         raise EventDecodeError("missing_field", "the logged message has no body")
     try:

@@ -183,7 +183,7 @@ def test_seldon_protocol_extension_names_the_payload_protocol(protocol: str,
     ([("type", b"io.seldon.serving.inference.request"), ("requestid", b"r")], None,
      "missing_field"),
     ([("type", b"io.seldon.serving.inference.request"), ("requestid", b"r"),
-      ("content-type", b"application/protobuf")], b"\x0a\x01", "invalid_value"),
+      ("content-type", b"application/protobuf")], b"\x0a\x01", "unsupported_content_type"),
     ([("type", b"\xff"), ("requestid", b"r")], b"{}", "invalid_utf8"),
 ])
 def test_bad_messages_raise_with_a_reason(headers: list[tuple[str, bytes]], value: bytes | None,
