@@ -18,6 +18,8 @@ from __future__ import annotations
 import argparse
 import copy
 import importlib.util
+import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -315,3 +317,27 @@ def test_the_docs_kserve_logger_is_the_manifests() -> None:
     snippet = yaml.safe_load(section.split("```yaml\n", 1)[1].split("```", 1)[0])
     manifest = _one("InferenceService", "sklearn-iris")
     assert snippet["spec"]["predictor"]["logger"] == manifest["spec"]["predictor"]["logger"]
+
+
+def test_check_config_accepts_the_collectors_configuration_with_its_references(
+        tmp_path: Path, rng: Any) -> None:
+    settings, root, mounts = _collector_settings(tmp_path)
+    import pandas as pd
+
+    n = 200
+    for model in settings.models:  # reference files with the columns the config names
+        columns: dict[str, Any] = {name: rng.normal(size=n) for name in model.features}
+        columns["prediction"] = rng.random(n) if model.prediction == "numeric" \
+            else rng.integers(0, 3, n)
+        columns["label"] = rng.integers(0, 2, n)
+        model.reference.path.parent.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame(columns).to_csv(model.reference.path, index=False)
+    config = root / Path(mounts["config"]).relative_to("/") / "driftline.yaml"
+    env = {k: v for k, v in os.environ.items()
+           if k not in {"KAFKA_BOOTSTRAP_SERVERS", "DRIFTLINE_DATABASE_URL"}}
+    done = subprocess.run([sys.executable, "-c", "import sys; from collector.cli import main; "
+                           "sys.exit(main(sys.argv[1:]))", "check-config", "--config",
+                           str(config)], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "valid, 2 model(s): iris, fraud" in done.stdout
