@@ -165,7 +165,10 @@ class NumericWindow:
         data = self.sorted
         if data.size == 0:
             return data, np.zeros(0, dtype=np.int64)
-        starts = np.flatnonzero(np.concatenate(([True], data[1:] != data[:-1])))
+        changes = data[1:] != data[:-1]
+        if changes.all():  # no ties, as in most continuous windows: every value once
+            return data, np.ones(data.size, dtype=np.int64)
+        starts = np.flatnonzero(np.concatenate(([True], changes)))
         counts = np.diff(np.append(starts, data.size)).astype(np.int64)
         return data[starts], counts
 
