@@ -2,9 +2,11 @@
 
 `LogWorker.send` is what the request path pays for logging: one frame appended to the pipe's
 write buffer, never a wait. When the buffer holds more than `max_buffer_bytes` (the worker has
-fallen behind) or the worker is down (it died; it is restarted with a backoff), the exchange is
-dropped and counted in ``driftline_proxy_exchanges_dropped_total{reason}``; requests never
-notice.
+fallen behind: ``worker_busy``) or the worker is down (it died and is being restarted with a
+backoff: ``worker_down``), the exchange is dropped and counted in
+``driftline_proxy_exchanges_dropped_total{reason}``; requests never notice. When a worker dies,
+the frames it was handed but had not reported reading are counted ``worker_died`` (an upper
+bound: it may have logged the last few it read; events its logger still held are lost with it).
 
 The worker's counts arrive as JSON lines on its stdout and are exposed by `WorkerMetrics` under
 the names the sidecar and the recorder use, summed over the worker's restarts.
@@ -29,7 +31,7 @@ from driftline_sidecar import DROP_REASONS
 
 logger = logging.getLogger(__name__)
 
-HANDOFF_REASONS: Final = ("worker_down", "worker_busy")
+HANDOFF_REASONS: Final = ("worker_down", "worker_busy", "worker_died")
 _BACKOFF_MIN_SECONDS: Final = 0.5
 _BACKOFF_MAX_SECONDS: Final = 30.0
 
@@ -43,7 +45,8 @@ class WorkerMetrics(Collector):
 
     @staticmethod
     def _flatten(report: Mapping[str, Any]) -> dict[str, float]:
-        flat = {"rows_logged": float(report.get("rows_logged", 0)),
+        flat = {"frames": float(report.get("frames", 0)),
+                "rows_logged": float(report.get("rows_logged", 0)),
                 "sent": float(report.get("sent", 0))}
         for reason, count in dict(report.get("unlogged", {})).items():
             flat[f"unlogged:{reason}"] = float(count)
@@ -64,6 +67,10 @@ class WorkerMetrics(Collector):
     def value(self, key: str) -> float:
         """A count so far over every worker (``rows_logged``, ``sent``, ``dropped:<reason>``...)."""
         return self._base.get(key, 0.0) + self._current.get(key, 0.0)
+
+    def base(self, key: str) -> float:
+        """The part of `value(key)` from workers that have exited."""
+        return self._base.get(key, 0.0)
 
     def collect(self) -> Iterator[Metric]:
         """The counters, every label value present from the start."""
@@ -112,6 +119,7 @@ class LogWorker:
                           "Inference exchanges not handed to the log worker, by reason "
                           "(worker_down, worker_busy).", ["reason"], registry=registry)
         self._dropped = {reason: dropped.labels(reason) for reason in HANDOFF_REASONS}
+        self._handed = 0  # frames handed to the current worker
         self._restarts = Counter("driftline_proxy_log_worker_restarts_total",
                                  "Times the log worker exited and was started again.",
                                  registry=registry)
@@ -141,12 +149,15 @@ class LogWorker:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, _BACKOFF_MAX_SECONDS)
                 continue
-            self._process, self._stdin = process, process.stdin
+            self._process, self._stdin, self._handed = process, process.stdin, 0
             self._started.set()
             if process.stdout is not None:  # always, as PIPE was asked for
                 await self._read_reports(process.stdout)
             code = await process.wait()
             self._stdin = None
+            unread = self._handed - int(self.metrics.value("frames") - self.metrics.base("frames"))
+            if unread > 0:
+                self._dropped["worker_died"].inc(unread)
             self.metrics.worker_exited()
             if self._stopping:
                 return
@@ -172,6 +183,7 @@ class LogWorker:
             self._dropped["worker_busy"].inc()
             return False
         stdin.write(frame)
+        self._handed += 1
         return True
 
     async def stop(self, timeout_seconds: float) -> None:

@@ -98,9 +98,10 @@ def _fetcher(upstream: str) -> Any:
 
 
 def _report(out: BinaryIO, sidecar: PredictionLogger, recorder: Recorder,
-            lock: threading.Lock) -> None:
+            lock: threading.Lock, frames: int) -> None:
     stats = sidecar.stats
-    line = json.dumps({"rows_logged": recorder.rows_logged, "unlogged": recorder.unlogged,
+    line = json.dumps({"frames": frames, "rows_logged": recorder.rows_logged,
+                       "unlogged": recorder.unlogged,
                        "sent": stats.sent, "dropped": dict(stats.dropped),
                        "pending": stats.pending}).encode() + b"\n"
     with lock:
@@ -135,9 +136,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     lock = threading.Lock()
     done = threading.Event()
 
+    frames = [0]  # read so far: the proxy counts what it handed over beyond it, if this dies
+
     def report_forever() -> None:
         while not done.wait(REPORT_SECONDS):
-            _report(out, sidecar, recorder, lock)
+            _report(out, sidecar, recorder, lock, frames[0])
 
     reporter = threading.Thread(target=report_forever, name="driftline-proxy-report",
                                 daemon=True)
@@ -145,11 +148,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     stream = cast(BinaryIO, sys.stdin.buffer)
     try:
         while (exchange := read_frame(stream)) is not None:
+            frames[0] += 1
             recorder.record(exchange)
     finally:
         sidecar.close(float(settings.get("close_timeout_seconds", 10.0)))
         done.set()
-        _report(out, sidecar, recorder, lock)
+        _report(out, sidecar, recorder, lock, frames[0])
     return 0
 
 

@@ -279,15 +279,17 @@ def test_a_killed_log_worker_is_restarted_and_no_request_notices(proxy: ProxyPro
     assert after["driftline_proxy_log_worker_restarts_total"] == 1.0
     (restarted,) = _children(proxy.process.pid)
     assert restarted != worker
-    # Every exchange is either handed to a worker and logged, or counted as dropped while none
-    # ran; the counts from before the kill are kept.
+    # Every exchange is either logged by a worker, or counted: handed to the dead one before the
+    # proxy saw it die (worker_died), or sent while none ran (worker_down). The counts from
+    # before the kill are kept.
     deadline = time.monotonic() + 10
     while True:
         after = proxy.metrics()
         logged = (after["driftline_proxy_rows_logged_total"]
                   - before["driftline_proxy_rows_logged_total"]) / 2
-        lost = (after['driftline_proxy_exchanges_dropped_total{reason="worker_down"}']
-                - before['driftline_proxy_exchanges_dropped_total{reason="worker_down"}'])
+        lost = sum(after[key] - before[key] for key in (
+            'driftline_proxy_exchanges_dropped_total{reason="worker_down"}',
+            'driftline_proxy_exchanges_dropped_total{reason="worker_died"}'))
         if logged + lost >= 40 or time.monotonic() > deadline:
             break
         time.sleep(0.2)
