@@ -84,7 +84,8 @@ class Service:
         }
         self.ingest: IngestLoop | None = None
         # Model servers' loggers (issue 13): the bridge, and the CloudEvents endpoint's writers.
-        self.source_metrics = SourceMetrics.create(self.metrics.registry)
+        self.source_metrics = (SourceMetrics.create(self.metrics.registry)
+                               if self.settings.sources else None)
         self.bridge: Bridge | None = None
         self._raw_writers: dict[str, RawWriter] = {}
         self.scheduler: MonitorScheduler | None = None
@@ -118,7 +119,7 @@ class Service:
         if "ingest" in self.roles:
             self.ingest = IngestLoop(self.settings.kafka, self.sessions, self.metrics)
             self._spawn("ingest", lambda: self.ingest.run(self.stop_event) if self.ingest else None)
-        if "sources" in self.roles and self.settings.sources:
+        if "sources" in self.roles and self.source_metrics is not None:
             self.bridge = Bridge(
                 self.settings.kafka, self.settings.sources, self.source_metrics,
                 model_features={m.name: list(m.features) for m in self.settings.models})
@@ -186,7 +187,7 @@ class Service:
         )
         app = create_app(context)
         cloudevents = [s for s in self.settings.sources if s.kind == "cloudevents"]
-        if cloudevents:
+        if cloudevents and self.source_metrics is not None:
             self._raw_writers = {s.name: RawWriter(
                 self.settings.kafka.bootstrap_servers, max_event_bytes=s.max_event_bytes,
                 timeout_seconds=s.write_timeout_seconds) for s in cloudevents}
