@@ -1,6 +1,6 @@
 """What driftline_sidecar.asgi.PredictionLoggingMiddleware adds to a request, in the same run.
 
-    python bench/asgi_middleware.py [--requests N] [--rows R] [--json]
+    python bench/asgi_middleware.py [--requests N] [--rows R] [--http] [--json]
 
 Calls ASGI apps in process (no sockets, so that the network's noise does not hide
 microseconds): a bare ASGI model endpoint and the same endpoint in a FastAPI app, each alone
@@ -9,6 +9,12 @@ falls on both alike. A request is a JSON batch of R rows of six features, the an
 per row. Reports per-request median and p99 in microseconds, what the middleware adds, and how
 fast its thread then parses and logs rows (the logger has no broker, as bench/sidecar.py's
 first case: log() alone; with KAFKA_BOOTSTRAP_SERVERS set, also against that broker).
+
+With --http, the latency a client sees instead: the FastAPI app bare and wrapped, each under
+uvicorn in a process of its own, called over loopback with keep-alive by one client that
+alternates between them in blocks (the wrapped server logs to KAFKA_BOOTSTRAP_SERVERS when set,
+else to no broker). This includes what the middleware's thread costs the event loop between
+requests, which the in-process numbers leave out when the client waits for nothing else.
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ import asyncio
 import json
 import os
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -154,12 +162,96 @@ def run(requests: int, rows: int, bootstrap: str) -> dict[str, Any]:
     return result
 
 
+def serve(port: int, wrapped: bool, bootstrap: str) -> None:
+    """One uvicorn server of the FastAPI app, bare or wrapped (the --http mode's servers)."""
+    import uvicorn
+
+    app: Any = fastapi_app()
+    if wrapped:
+        sidecar = PredictionLogger(bootstrap, model="bench",
+                                   predictions_topic="driftline.bench.asgi")
+        app = PredictionLoggingMiddleware(app, logger=sidecar, paths={"/predict": "json"})
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+def run_http(requests: int, rows: int, bootstrap: str) -> dict[str, Any]:
+    import httpx
+
+    ports = {"fastapi": _closed_port(), "fastapi+middleware": _closed_port()}
+    servers = [subprocess.Popen([sys.executable, __file__, "--serve", str(port),
+                                 "--bootstrap", bootstrap]
+                                + (["--wrapped"] if name.endswith("middleware") else []))
+               for name, port in ports.items()]
+    body = _payload(rows)
+    samples: dict[str, list[int]] = {name: [] for name in ports}
+    try:
+        with httpx.Client(timeout=10) as client:
+            deadline = time.monotonic() + 60
+            for port in ports.values():
+                while True:
+                    try:
+                        client.post(f"http://127.0.0.1:{port}/predict", content=body)
+                        break
+                    except httpx.TransportError:
+                        if time.monotonic() > deadline:
+                            raise
+                        time.sleep(0.2)
+            for port in ports.values():  # warm up
+                for _ in range(100):
+                    client.post(f"http://127.0.0.1:{port}/predict", content=body)
+            clock = time.perf_counter_ns
+            done = 0
+            while done < requests:
+                for name, port in ports.items():
+                    url = f"http://127.0.0.1:{port}/predict"
+                    for _ in range(BLOCK):
+                        started = clock()
+                        answer = client.post(url, content=body)
+                        samples[name].append(clock() - started)
+                        answer.raise_for_status()
+                done += BLOCK
+    finally:
+        for server in servers:
+            server.terminate()
+            server.wait(timeout=30)
+    values = {name: np.array(v) / 1000.0 for name, v in samples.items()}
+    result: dict[str, Any] = {name: _summary(v) for name, v in values.items()}
+    bare, wrapped = values["fastapi"], values["fastapi+middleware"]
+    result["fastapi_added_us"] = {
+        "median": round(float(np.median(wrapped) - np.median(bare)), 1),
+        "p99": round(float(np.percentile(wrapped, 99) - np.percentile(bare, 99)), 1),
+        "median_ratio": round(float(np.median(wrapped) / np.median(bare)), 2)}
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=4000)
     parser.add_argument("--rows", type=int, default=1)
+    parser.add_argument("--http", action="store_true")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--wrapped", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--bootstrap", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve:
+        serve(args.serve, args.wrapped, args.bootstrap)
+        return
+    if args.http:
+        bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or f"127.0.0.1:{_closed_port()}"
+        result = run_http(args.requests, args.rows, bootstrap)
+        if args.json:
+            print(json.dumps(result, indent=2))
+            return
+        print(f"{args.requests} requests of {args.rows} row(s) per server over HTTP "
+              f"(uvicorn, one process each; shared machine: compare within a run)")
+        for name in ("fastapi", "fastapi+middleware"):
+            print(f"  {name:20s} median {result[name]['median_us']:8.1f} us   "
+                  f"p99 {result[name]['p99_us']:8.1f} us")
+        added = result["fastapi_added_us"]
+        print(f"  middleware adds median {added['median']:6.1f} us, p99 {added['p99']:6.1f} us "
+              f"(median x{added['median_ratio']})")
+        return
     runs = {"no broker": run(args.requests, args.rows, f"127.0.0.1:{_closed_port()}")}
     broker = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if broker:
