@@ -126,8 +126,14 @@ def _popen(args: list[str], cwd: Path, log: Path, env: dict[str, str] | None = N
                                 env={**os.environ, **(env or {})})
 
 
-def start_mlserver(workdir: Path) -> ModelServer:
-    """MLServer's REST API serving iris (see the module docstring)."""
+def start_mlserver(workdir: Path, *, kafka_servers: str | None = None,
+                   kafka_topics: tuple[str, str] = ("mlserver-input", "mlserver-output"),
+                   ) -> ModelServer:
+    """MLServer's REST API serving iris (see the module docstring).
+
+    With `kafka_servers`, its Kafka server too, reading `kafka_topics[0]` and answering on
+    `kafka_topics[1]`.
+    """
     python = server_python("mlserver")
     model_dir = workdir / "mlserver"
     model_dir.mkdir(parents=True, exist_ok=True)
@@ -135,8 +141,10 @@ def start_mlserver(workdir: Path) -> ModelServer:
     http_port = free_port()
     (model_dir / "settings.json").write_text(json.dumps({
         "http_port": http_port, "grpc_port": free_port(), "metrics_port": free_port(),
-        "host": "127.0.0.1", "kafka_enabled": False, "parallel_workers": 0,
-        "debug": False}))
+        "host": "127.0.0.1", "parallel_workers": 0, "debug": False,
+        "kafka_enabled": kafka_servers is not None,
+        **({"kafka_servers": kafka_servers, "kafka_topic_input": kafka_topics[0],
+            "kafka_topic_output": kafka_topics[1]} if kafka_servers is not None else {})}))
     (model_dir / "model-settings.json").write_text(json.dumps({
         "name": "iris", "implementation": "mlserver_sklearn.SKLearnModel",
         "inputs": [{"name": name, "datatype": "FP64", "shape": [-1, 1]} for name in FEATURES],
