@@ -224,6 +224,12 @@ class Bridge:
                 self._disconnect()
                 stop.wait(backoff)
                 backoff = min(backoff * 2, _MAX_BACKOFF_SECONDS)
+            except Exception:  # a bug must not end the thread silently: log, read again later
+                logger.exception("sources: batch failed, reading again from the committed "
+                                 "offsets")
+                self._disconnect()
+                stop.wait(backoff)
+                backoff = min(backoff * 2, _MAX_BACKOFF_SECONDS)
         self._disconnect()
         logger.info("sources bridge stopped")
 
@@ -284,6 +290,10 @@ class Bridge:
         except PartError as exc:
             work.dead.append((source, record, exc.reason, str(exc)))
             return
+        except Exception as exc:  # a parser bug: a dead letter, not a crash
+            logger.exception("source feedback not converted", extra={"source": name})
+            work.dead.append((source, record, "convert_error", repr(exc)[:500]))
+            return
         self._metrics.feedback.labels(name, "labelled" if labels else "no_truth").inc()
         work.labels.extend((source, label) for label in labels)
 
@@ -313,6 +323,12 @@ class Bridge:
             if bad is not None:
                 work.dead.append((source, bad, exc.reason, str(exc)))
             return
+        except Exception as exc:  # a parser bug: both halves become dead letters, not a crash
+            logger.exception("source pair not converted", extra={"source": name})
+            for bad in (record, partner_record):
+                if bad is not None:
+                    work.dead.append((source, bad, "convert_error", repr(exc)[:500]))
+            return
         work.predictions.extend((source, event) for event in events)
 
     def _expire(self, now: float, work: _Work) -> None:
@@ -334,6 +350,11 @@ class Bridge:
         except PartError as exc:
             if record is not None:
                 work.dead.append((source, record, exc.reason, str(exc)))
+            return
+        except Exception as exc:  # a parser bug: a dead letter, not a crash
+            logger.exception("source request not converted", extra={"source": name})
+            if record is not None:
+                work.dead.append((source, record, "convert_error", repr(exc)[:500]))
             return
         work.predictions.extend((source, event) for event in events)
 

@@ -43,8 +43,10 @@ from prometheus_client import CollectorRegistry
 from collector.app import Service
 from collector.config import KafkaSettings, Settings, parse_settings
 from collector.config_sources import CloudEventsSource, SeldonKafkaLoggerSource
+from collector.sources.base import Part
 from collector.sources.bridge import Bridge
 from collector.sources.cloudevents import RawWriter, cloudevents_router, received_counter
+from collector.sources.logger import LoggerDecoder
 from collector.sources.metrics import SourceMetrics
 from collector.store.queries import count_predictions
 from collector.store.window import read_window
@@ -489,3 +491,64 @@ def test_two_bridges_pair_an_unkeyed_logger_topic_through_its_pairing_topic(
         stop.set()
         for thread in threads:
             thread.join(timeout=30)
+
+
+class _FailingOnBoom:
+    """The Seldon logger's decoder, failing unexpectedly (as a bug would) on the value b"boom"."""
+
+    def __init__(self, topic: str) -> None:
+        self.name = "seldon-kafka"
+        self._inner = LoggerDecoder(self.name, [topic])
+
+    def topics(self) -> list[str]:
+        return self._inner.topics()
+
+    def decode(self, record: Any) -> list[Part]:
+        if record.value == b"boom":
+            raise RuntimeError("a decoder bug")
+        return self._inner.decode(record)
+
+
+def test_a_decoder_bug_is_a_dead_letter_and_the_bridge_goes_on(
+        kafka_bootstrap: str, topic_factory: Callable[[str], str]) -> None:
+    topics = new_topics(topic_factory)
+    logs = topic_factory("seldon-logs")
+    kafka = KafkaSettings.model_validate({
+        "bootstrap_servers": kafka_bootstrap, "group_id": f"g-{uuid.uuid4().hex[:8]}", **topics})
+    source = SeldonKafkaLoggerSource(name="seldon-kafka", kind="seldon_kafka_logger",
+                                     topics=[logs], model="iris")
+    bridge = Bridge(kafka, [source], SourceMetrics.create(CollectorRegistry()),
+                    decoders=[_FailingOnBoom(logs)], poll_timeout_ms=100)
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    puid = str(uuid.uuid4())
+    for kind, value in (("inference.request", b"boom"),
+                        ("inference.request", json.dumps(seldon_request([5.0, 3.0, 1.6, 0.2]))),
+                        ("inference.response", json.dumps(seldon_response(puid, [0.7, 0.2, 0.1])))):
+        headers = [(k, v.encode()) for k, v in seldon_attributes(kind, puid).items()]
+        producer.send(logs, value=value if isinstance(value, bytes) else value.encode(),
+                      headers=headers, partition=0)
+    producer.flush()
+    producer.close()
+    stop = threading.Event()
+    thread = threading.Thread(target=bridge.run, args=(stop,))
+    thread.start()
+    try:
+        def read(topic: str) -> list[Any]:
+            consumer = KafkaConsumer(topic, bootstrap_servers=kafka_bootstrap,
+                                     auto_offset_reset="earliest", consumer_timeout_ms=1000)
+            try:
+                return list(consumer)
+            finally:
+                consumer.close()
+
+        dead = wait_for(lambda: read(topics["deadletter_topic"]), timeout=60,
+                        message="the dead letter")
+        assert [dict(m.headers)["driftline.error.reason"] for m in dead] == [b"decoder_error"]
+        assert dead[0].value == b"boom"
+        predictions = wait_for(lambda: read(topics["predictions_topic"]), timeout=60,
+                               message="the prediction after the bug")
+        assert [json.loads(m.value)["request_id"] for m in predictions] == [puid]
+        assert thread.is_alive()
+    finally:
+        stop.set()
+        thread.join(timeout=30)
