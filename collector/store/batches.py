@@ -166,29 +166,63 @@ class Columns:
     @property
     def n(self) -> int:
         """Number of events."""
-        return len(self.event_ids)
+        return len(self.event_at)
 
 
-def decode(table: pa.Table) -> Columns:
-    """A batch table's events as columns (see `concat` for several batches)."""
+def decode(table: pa.Table, *, event_ids: bool = True) -> Columns:
+    """A batch table's events as columns (see `concat` for several batches).
+
+    Typed feature columns convert to pandas in one call; JSON and all-null ones one by one.
+    Without `event_ids` that column is left out (a window does not need it).
+    """
     n = table.num_rows
-    feature_names = [c[len(FEATURE):] for c in table.column_names if c.startswith(FEATURE)]
-    data = {name: _values(table, FEATURE + name) for name in feature_names}
-    features = pd.DataFrame(data, index=pd.RangeIndex(n)) if data else pd.DataFrame(
-        index=pd.RangeIndex(n))
-    absent = {name: table.column(ABSENT + name).to_numpy(zero_copy_only=False).astype(bool)
-              for name in feature_names if ABSENT + name in table.column_names}
-    tags_raw = table.column("_tags").to_pylist()
-    predictions = _values(table, "_prediction")
+    feature_columns = [c for c in table.column_names if c.startswith(FEATURE)]
+    typed = [c for c in feature_columns
+             if not _is_json(table.schema.field(c)) and not pa.types.is_null(
+                 table.schema.field(c).type)]
+    if typed:
+        frame = table.select(typed).to_pandas()
+        frame.index = pd.RangeIndex(n)
+    else:
+        frame = pd.DataFrame(index=pd.RangeIndex(n))
+    for column in feature_columns:
+        if column not in frame.columns:
+            frame[column] = _values(table, column)
+    features = frame[feature_columns] if list(frame.columns) != feature_columns else frame
+    features.columns = pd.Index([c[len(FEATURE):] for c in feature_columns], dtype=object)
+    absent = {c[len(FEATURE):]: table.column(ABSENT + c[len(FEATURE):]).to_numpy(
+        zero_copy_only=False).astype(bool)
+        for c in feature_columns if ABSENT + c[len(FEATURE):] in table.column_names}
+    tags_column = table.column("_tags")
+    if tags_column.null_count == n:
+        tags: list[Mapping[str, str]] = [{} for _ in range(n)]
+    else:
+        tags = [json.loads(t) if t is not None else {} for t in tags_column.to_pylist()]
     return Columns(
         features=features, absent=absent,
-        event_ids=table.column("_event_id").to_pylist(),
+        event_ids=table.column("_event_id").to_pylist() if event_ids else [],
         request_ids=table.column("_request_id").to_pylist(),
         event_at=pd.DatetimeIndex(table.column("_event_at").to_pandas()),
         versions=table.column("_version").to_pylist(),
-        predictions=_plain(predictions),
-        tags=[json.loads(t) if t is not None else {} for t in tags_raw],
+        predictions=_plain(_values(table, "_prediction")),
+        tags=tags,
     )
+
+
+def decode_all(payloads: Sequence[bytes], *, event_ids: bool = True) -> Columns:
+    """Several batches' events as columns, in order.
+
+    Batches of one schema are joined as Arrow tables first, so each column converts once.
+    """
+    tables = [read_table(p) for p in payloads]
+    groups: list[list[pa.Table]] = []
+    for table in tables:
+        if groups and groups[-1][0].schema.equals(table.schema, check_metadata=True):
+            groups[-1].append(table)
+        else:
+            groups.append([table])
+    return concat([decode(pa.concat_tables(g) if len(g) > 1 else g[0], event_ids=event_ids)
+                   for g in groups])
 
 
 def _plain(values: Any) -> list[Any]:

@@ -16,11 +16,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
+import orjson
 import pandas as pd
-from sqlalchemy import Select, select
+from sqlalchemy import Select, bindparam, select, text
 from sqlalchemy.orm import Session
 
-from collector.store.batches import Columns, concat, decode, read_table, request_key
+from collector.store.batches import Columns, decode_all, read_table, request_key
 from collector.store.models import EventBatch, Label, RequestKey
 
 
@@ -100,8 +101,8 @@ def _empty() -> Window:
 _LOOKUP_CHUNK = 10_000
 
 
-def _batches(session: Session, query: Select[Any]) -> list[Columns]:
-    return [decode(read_table(payload)) for payload in session.execute(query).scalars()]
+def _read(session: Session, query: Select[Any]) -> Columns:
+    return decode_all(list(session.execute(query).scalars()), event_ids=False)
 
 
 def read_window(
@@ -124,7 +125,7 @@ def read_window(
         query = (select(EventBatch.payload)
                  .where(EventBatch.model == model, EventBatch.last_at >= cutoff)
                  .order_by(EventBatch.id))
-        columns = concat(_batches(session, query))
+        columns = _read(session, query)
         keep = np.asarray(columns.event_at >= pd.Timestamp(cutoff))
         return _build(session, model, _select(columns, keep), expected)
     wanted = last_events or 1000
@@ -140,7 +141,7 @@ def read_window(
     if not ids:
         return _empty()
     query = select(EventBatch.payload).where(EventBatch.id.in_(ids)).order_by(EventBatch.id)
-    columns = concat(_batches(session, query))
+    columns = _read(session, query)
     keep = np.zeros(columns.n, bool)
     keep[max(columns.n - wanted, 0):] = True
     return _build(session, model, _select(columns, keep), expected)
@@ -153,7 +154,7 @@ def read_between(session: Session, model: str, start: datetime, end: datetime,
              .where(EventBatch.model == model, EventBatch.last_at >= start,
                     EventBatch.first_at < end)
              .order_by(EventBatch.id))
-    columns = concat(_batches(session, query))
+    columns = _read(session, query)
     times = columns.event_at
     keep = np.asarray((times >= pd.Timestamp(start)) & (times < pd.Timestamp(end)))
     return _build(session, model, _select(columns, keep), expected)
@@ -193,23 +194,51 @@ def labelled_prediction_times(session: Session, model: str,
 
 
 def _labels(session: Session, model: str,
-            request_ids: Sequence[str]) -> dict[str, tuple[Any, datetime]]:
-    """The last stored label and its time per request id that has one."""
-    found: dict[str, tuple[int, Any, datetime]] = {}
-    unique = sorted(set(request_ids))
+            request_ids: Sequence[str]) -> dict[str, tuple[Any, Any]]:
+    """The last stored label and its time per request id that has one.
+
+    When the model has no more labels than twice the ids asked for, its labels are read in
+    one indexed range scan; otherwise they are looked up by id, `_LOOKUP_CHUNK` at a time.
+    Rows are read without the ORM's per-value conversion: the label's JSON is parsed here,
+    and times are left as the driver gives them (text on SQLite) for one vectorised parse.
+    """
+    unique = set(request_ids)
     if not unique:
         return {}
-    if session.execute(select(Label.id).where(Label.model == model).limit(1)).first() is None:
+    connection = session.connection()
+    stored = connection.execute(_COUNT_LABELS, {"model": model}).scalar_one()
+    if not stored:
         return {}
-    for start in range(0, len(unique), _LOOKUP_CHUNK):
-        chunk = unique[start:start + _LOOKUP_CHUNK]
-        query = select(Label.id, Label.request_id, Label.label, Label.event_at).where(
-            Label.model == model, Label.request_id.in_(chunk))
-        for label_id, request_id, label, label_at in session.execute(query):
-            held = found.get(request_id)
-            if held is None or label_id > held[0]:
-                found[request_id] = (label_id, label, label_at)
-    return {r: (label, at) for r, (_i, label, at) in found.items()}
+    parse = orjson.loads if connection.dialect.name == "sqlite" else None
+    found: dict[str, tuple[int, Any, Any]] = {}
+
+    def keep(rows: Any) -> None:
+        for label_id, request_id, label, label_at in rows:
+            if request_id in unique:
+                held = found.get(request_id)
+                if held is None or label_id > held[0]:
+                    found[request_id] = (label_id, label, label_at)
+
+    if stored <= 2 * len(unique):
+        keep(connection.execute(_MODEL_LABELS, {"model": model}))
+    else:
+        ordered = sorted(unique)
+        for start in range(0, len(ordered), _LOOKUP_CHUNK):
+            keep(connection.execute(_LABELS_OF_REQUESTS, {
+                "model": model, "ids": ordered[start:start + _LOOKUP_CHUNK]}))
+    if parse is None:
+        return {r: (label, at) for r, (_i, label, at) in found.items()}
+    # SQLite's JSON column has numeric affinity: numbers come back as numbers, the rest as
+    # JSON text.
+    return {r: (parse(label) if isinstance(label, str) else label, at)
+            for r, (_i, label, at) in found.items()}
+
+
+_COUNT_LABELS = text("SELECT count(*) FROM labels WHERE model = :model")
+_MODEL_LABELS = text("SELECT id, request_id, label, event_at FROM labels WHERE model = :model")
+_LABELS_OF_REQUESTS = text(
+    "SELECT id, request_id, label, event_at FROM labels "
+    "WHERE model = :model AND request_id IN :ids").bindparams(bindparam("ids", expanding=True))
 
 
 def _select(columns: Columns, keep: np.ndarray[Any, np.dtype[np.bool_]]) -> Columns:
@@ -220,7 +249,7 @@ def _select(columns: Columns, keep: np.ndarray[Any, np.dtype[np.bool_]]) -> Colu
     absent = {name: mask[index] for name, mask in columns.absent.items() if mask[index].any()}
     return Columns(
         features=features, absent=absent,
-        event_ids=[columns.event_ids[i] for i in index],
+        event_ids=[columns.event_ids[i] for i in index] if columns.event_ids else [],
         request_ids=[columns.request_ids[i] for i in index],
         event_at=columns.event_at[index],
         versions=[columns.versions[i] for i in index],
@@ -259,7 +288,7 @@ def _build(session: Session, model: str, columns: Columns,
                 unknown[str(column)] = int(n - (present.sum() if present is not None else 0))
     joined = _labels(session, model, [r for r in columns.request_ids if r is not None])
     labels = np.empty(n, dtype=object)
-    label_times: list[datetime | None] = [None] * n
+    label_times: list[Any] = [None] * n
     if joined:
         for i, request_id in enumerate(columns.request_ids):
             hit = joined.get(request_id) if request_id is not None else None
