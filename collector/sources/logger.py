@@ -181,11 +181,16 @@ class LoggerDecoder:
     """Decodes one source's CloudEvent-shaped records (see the module docstring)."""
 
     def __init__(self, name: str, topics: list[str] | None = None, *,
-                 protocol: str = "auto") -> None:
-        """Read `topics` for the source `name`; `protocol` when the message does not say."""
+                 protocol: str = "auto", node_models: frozenset[str] = frozenset()) -> None:
+        """Read `topics` for the source `name`; `protocol` when the message does not say.
+
+        `node_models`: the `"<inferenceservicename>/<modelid>"` names the source maps, so that
+        the nodes of one Seldon graph can be different driftline models.
+        """
         self.name = name
         self._topics = list(topics or [])
         self._protocol = protocol
+        self._node_models = node_models
 
     def topics(self) -> list[str]:
         """The topics this source's messages arrive on."""
@@ -217,6 +222,8 @@ class LoggerDecoder:
                         else sniff_protocol(body, role))
         model = headers.get("inferenceservicename") or headers.get("modelid") or None
         node = headers.get("modelid") or headers.get("component") or ""
+        if f"{model}/{node}" in self._node_models:
+            model = f"{model}/{node}"
         stored_id = metadata_request_id(headers.get("metadata")) or request_id
         return [Part(
             key=f"{model or ''}\x1f{node}\x1f{request_id}",
@@ -236,9 +243,11 @@ def decoder_for(settings: CloudEventsSource | SeldonKafkaLoggerSource) -> Logger
     With a `pairing_topic`, the decoder reads that topic, and the bridge forwards the logger
     topics' messages to it keyed by `pairing_key`.
     """
+    nodes = frozenset(name for name in settings.models if "/" in name)
+    topics = settings.kafka_topics()
     if isinstance(settings, SeldonKafkaLoggerSource) and settings.pairing_topic:
-        return LoggerDecoder(settings.name, [settings.pairing_topic], protocol=settings.protocol)
-    return LoggerDecoder(settings.name, settings.kafka_topics(), protocol=settings.protocol)
+        topics = [settings.pairing_topic]
+    return LoggerDecoder(settings.name, topics, protocol=settings.protocol, node_models=nodes)
 
 
 def pairing_key(record: Any) -> bytes | None:

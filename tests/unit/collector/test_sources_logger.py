@@ -330,3 +330,22 @@ def test_events_the_codec_refuses_are_refused_with_the_part() -> None:
     assert isinstance(_context().predictions(
         Part("k", "request", "v1", {"instances": [[1.0]]}, "iris", None, None), None,
         fallback_at=None)[0], PredictionEvent)
+
+
+def test_the_nodes_of_a_seldon_graph_can_map_to_different_models() -> None:
+    source = SeldonKafkaLoggerSource(
+        name="seldon", kind="seldon_kafka_logger", topics=["l"],
+        models={"sklearn/classifier": "iris", "sklearn/transformer": "iris-input"})
+    decoder = decoder_for(source)
+    context = SourceContext(source, {})
+    parts = []
+    for node in ("classifier", "transformer"):
+        headers = [(k, node.encode() if k == "modelid" else v)
+                   for k, v in _seldon("inference.request")]
+        parts.append(decoder.decode(_record(json.dumps(SELDON_REQUEST).encode(), headers))[0])
+    assert [context.model(p) for p in parts] == ["iris", "iris-input"]
+    assert parts[0].key != parts[1].key  # each node pairs its own request and response
+    plain = decoder_for(SeldonKafkaLoggerSource(name="s", kind="seldon_kafka_logger",
+                                                topics=["l"], models={"sklearn": "iris"}))
+    part = plain.decode(_record(json.dumps(SELDON_REQUEST).encode(), _seldon("inference.request")))
+    assert part[0].model == "sklearn"
