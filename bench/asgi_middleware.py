@@ -10,9 +10,10 @@ per row. Reports per-request median and p99 in microseconds, what the middleware
 fast its thread then parses and logs rows (the logger has no broker, as bench/sidecar.py's
 first case: log() alone; with KAFKA_BOOTSTRAP_SERVERS set, also against that broker).
 
-With --http, the latency a client sees instead: the FastAPI app bare and wrapped, each under
+With --http, the latency a client sees instead: the FastAPI app bare, logging each row itself
+with `PredictionLogger.log()` (what the middleware spares writing), and wrapped, each under
 uvicorn in a process of its own, called over loopback with keep-alive by one client that
-alternates between them in blocks (the wrapped server logs to KAFKA_BOOTSTRAP_SERVERS when set,
+alternates between them in blocks (the logging servers log to KAFKA_BOOTSTRAP_SERVERS when set,
 else to no broker). This includes what the middleware's thread costs the event loop between
 requests, which the in-process numbers leave out when the client waits for nothing else.
 """
@@ -68,13 +69,18 @@ async def bare_app(scope: Message, receive: Callable[[], Awaitable[Message]],
     await send({"type": "http.response.body", "body": answer})
 
 
-def fastapi_app() -> FastAPI:
+def fastapi_app(sidecar: PredictionLogger | None = None) -> FastAPI:
+    """The model endpoint; with `sidecar` it logs each row itself, as a hand-written server does."""
     app = FastAPI()
 
     @app.post("/predict")
     async def predict(request: Request) -> dict[str, Any]:
         rows = await request.json()
-        return {"predictions": [_score(row) for row in rows]}
+        predictions = [_score(row) for row in rows]
+        if sidecar is not None:
+            for row, prediction in zip(rows, predictions, strict=True):
+                sidecar.log(features=row, prediction=prediction)
+        return {"predictions": predictions}
 
     return app
 
@@ -162,14 +168,13 @@ def run(requests: int, rows: int, bootstrap: str) -> dict[str, Any]:
     return result
 
 
-def serve(port: int, wrapped: bool, bootstrap: str) -> None:
-    """One uvicorn server of the FastAPI app, bare or wrapped (the --http mode's servers)."""
+def serve(port: int, kind: str, bootstrap: str) -> None:
+    """One uvicorn server of the FastAPI app: bare, logging by hand, or wrapped (--http mode)."""
     import uvicorn
 
-    app: Any = fastapi_app()
-    if wrapped:
-        sidecar = PredictionLogger(bootstrap, model="bench",
-                                   predictions_topic="driftline.bench.asgi")
+    sidecar = PredictionLogger(bootstrap, model="bench", predictions_topic="driftline.bench.asgi")
+    app: Any = fastapi_app(sidecar if kind == "log()" else None)
+    if kind == "middleware":
         app = PredictionLoggingMiddleware(app, logger=sidecar, paths={"/predict": "json"})
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
@@ -177,10 +182,10 @@ def serve(port: int, wrapped: bool, bootstrap: str) -> None:
 def run_http(requests: int, rows: int, bootstrap: str) -> dict[str, Any]:
     import httpx
 
-    ports = {"fastapi": _closed_port(), "fastapi+middleware": _closed_port()}
+    ports = {"fastapi": _closed_port(), "fastapi+log()": _closed_port(),
+             "fastapi+middleware": _closed_port()}
     servers = [subprocess.Popen([sys.executable, __file__, "--serve", str(port),
-                                 "--bootstrap", bootstrap]
-                                + (["--wrapped"] if name.endswith("middleware") else []))
+                                 "--bootstrap", bootstrap, "--kind", name.partition("+")[2]])
                for name, port in ports.items()]
     body = _payload(rows)
     samples: dict[str, list[int]] = {name: [] for name in ports}
@@ -216,11 +221,12 @@ def run_http(requests: int, rows: int, bootstrap: str) -> dict[str, Any]:
             server.wait(timeout=30)
     values = {name: np.array(v) / 1000.0 for name, v in samples.items()}
     result: dict[str, Any] = {name: _summary(v) for name, v in values.items()}
-    bare, wrapped = values["fastapi"], values["fastapi+middleware"]
-    result["fastapi_added_us"] = {
-        "median": round(float(np.median(wrapped) - np.median(bare)), 1),
-        "p99": round(float(np.percentile(wrapped, 99) - np.percentile(bare, 99)), 1),
-        "median_ratio": round(float(np.median(wrapped) / np.median(bare)), 2)}
+    bare = values["fastapi"]
+    for name in ("fastapi+log()", "fastapi+middleware"):
+        result[f"{name}_added_us"] = {
+            "median": round(float(np.median(values[name]) - np.median(bare)), 1),
+            "p99": round(float(np.percentile(values[name], 99) - np.percentile(bare, 99)), 1),
+            "median_ratio": round(float(np.median(values[name]) / np.median(bare)), 2)}
     return result
 
 
@@ -231,11 +237,11 @@ def main() -> None:
     parser.add_argument("--http", action="store_true")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--wrapped", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--kind", default="", help=argparse.SUPPRESS)
     parser.add_argument("--bootstrap", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        serve(args.serve, args.wrapped, args.bootstrap)
+        serve(args.serve, args.kind, args.bootstrap)
         return
     if args.http:
         bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or f"127.0.0.1:{_closed_port()}"
@@ -245,12 +251,13 @@ def main() -> None:
             return
         print(f"{args.requests} requests of {args.rows} row(s) per server over HTTP "
               f"(uvicorn, one process each; shared machine: compare within a run)")
-        for name in ("fastapi", "fastapi+middleware"):
+        for name in ("fastapi", "fastapi+log()", "fastapi+middleware"):
             print(f"  {name:20s} median {result[name]['median_us']:8.1f} us   "
                   f"p99 {result[name]['p99_us']:8.1f} us")
-        added = result["fastapi_added_us"]
-        print(f"  middleware adds median {added['median']:6.1f} us, p99 {added['p99']:6.1f} us "
-              f"(median x{added['median_ratio']})")
+        for name in ("fastapi+log()", "fastapi+middleware"):
+            added = result[f"{name}_added_us"]
+            print(f"  {name:20s} adds median {added['median']:6.1f} us, p99 "
+                  f"{added['p99']:6.1f} us (median x{added['median_ratio']})")
         return
     runs = {"no broker": run(args.requests, args.rows, f"127.0.0.1:{_closed_port()}")}
     broker = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
