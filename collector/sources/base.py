@@ -16,7 +16,8 @@ Examples:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
@@ -40,6 +41,8 @@ class Part:
         at: The event's time when the message carries one (timezone-aware UTC).
         request_id: The request id driftline stores on the events, when it differs from
             `key` (a key that also names a graph node, say); None means `key` itself.
+        tags: Tags for the events (bounded values only, e.g. the serving endpoint `default`
+            or `canary`); a request's tags go on its predictions.
     """
 
     key: str
@@ -50,6 +53,7 @@ class Part:
     version: str | None
     at: datetime | None
     request_id: str | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
 
 
 class SourceDecoder(Protocol):

@@ -156,6 +156,7 @@ class SourceContext:
                 prediction=prediction,
                 model_version=version,
                 request_id=_row_id(request_id, row, n_rows),
+                tags=dict(request.tags),
             )
             for row, (features, prediction) in enumerate(zip(inputs.rows, predictions,
                                                              strict=True))

@@ -234,6 +234,9 @@ class LoggerDecoder:
             version=None,
             at=parse_time(headers.get("time")) or record_time(record),
             request_id=stored_id,
+            # The serving endpoint (KServe: default or canary; Seldon: the predictor) is a
+            # segment worth comparing (segments.by: [tags.endpoint]).
+            tags={"endpoint": headers["endpoint"]} if headers.get("endpoint") else {},
         )]
 
 

@@ -293,7 +293,9 @@ def test_kserve_and_seldon_loggers_over_http_and_kafka(
         ([5.0, 2.0, 3.5, 1.0], [0.1, 0.7, 0.2], 1), ([6.0, 2.2, 5.0, 1.5], [0.0, 0.3, 0.7], 2))
     with service.sessions() as session:
         versions = read_window(session, "iris", now=datetime.now(UTC), last_events=100).versions
+        tags = read_window(session, "iris-kafka", now=datetime.now(UTC), last_events=100).tags
     assert sorted(v for v in versions if v is not None) == ["v3"]
+    assert [dict(t) for t in tags] == [{"endpoint": "default"}] * 5  # the Seldon predictor
 
     # The responses that never came are counted once the pairing timeout passed, and no
     # half waits any longer (the wait is bounded).

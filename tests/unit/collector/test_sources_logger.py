@@ -138,6 +138,7 @@ def test_kserve_request_and_response_share_one_key() -> None:
     assert (request.protocol, response.protocol) == ("v1", "v1")
     assert request.model == "sklearn-iris"
     assert request.request_id == KSERVE_ID
+    assert request.tags == {}  # ce-endpoint is empty when no canary is configured
     assert request.at == datetime(2021, 4, 10, 0, 23, 26, 78952, tzinfo=UTC)
 
 
@@ -157,6 +158,7 @@ def test_seldon_kafka_logger_message() -> None:
     part = decoder.decode(record)[0]
     assert (part.role, part.protocol, part.model, part.request_id) == (
         "request", "seldon", "sklearn", PUID)
+    assert part.tags == {"endpoint": "default"}
     assert part.at == datetime.fromtimestamp(1_795_999_009.010, tz=UTC)  # the record's time
     feedback = decoder.decode(_record(json.dumps(SELDON_FEEDBACK).encode(),
                                       _seldon("feedback")))[0]
