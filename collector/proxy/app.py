@@ -53,7 +53,7 @@ class ProxyApp:
     Args:
         upstream: The pooled client of the model server.
         worker: The log worker exchanges are handed to; None forwards only.
-        max_logged_bytes: Responses longer than this are forwarded but not logged.
+        max_logged_bytes: Requests or responses longer than this are forwarded, not logged.
         requests_counter: A Prometheus counter with a ``kind`` label (``infer``, ``other``).
         failures_counter: A Prometheus counter of requests answered 502 (upstream unreachable).
         close_timeout_seconds: How long the worker may flush at shutdown.
@@ -180,6 +180,8 @@ class ProxyApp:
             response.close()
             return
         if infer and self._worker is not None:
+            if len(body) > self._max_logged:  # not kept either: the worker counts it too_large
+                body, kept = b"", None
             self._worker.send(encode_frame(
                 where,  # type: ignore[arg-type]
                 request_id=request_id.decode("latin-1"),  # type: ignore[union-attr]

@@ -239,6 +239,16 @@ def test_inference_gets_a_request_id_and_odd_bodies_are_counted(proxy: ProxyProc
     assert metrics['driftline_proxy_unlogged_total{reason="not_an_object"}'] == 1.0
 
 
+def test_a_request_too_large_to_log_passes_and_is_counted(proxy: ProxyProcess) -> None:
+    key = 'driftline_proxy_unlogged_total{reason="too_large"}'
+    before = proxy.metrics()[key]
+    rows = [[1.0, 2.0]] * 1_000_000  # 10 MB of JSON, over the 8 MiB kept for logging
+    response = httpx.post(proxy.url + "/v1/models/m:predict", json={"instances": rows},
+                          timeout=60)
+    assert (response.status_code, response.content) == (200, V1_RESPONSE)
+    assert _wait_metric(proxy, key, before + 1)[key] == before + 1
+
+
 def test_an_unreachable_upstream_is_a_502_and_counted(tmp_path: Path) -> None:
     dead = f"http://127.0.0.1:{model_servers.free_port()}"
     try:
