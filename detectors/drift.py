@@ -13,7 +13,13 @@ import pandas as pd
 from scipy import stats
 
 from detectors.categorical.counts import aligned_counts
-from detectors.columns import CategoricalWindow, NumericWindow, Window, kind_mismatch
+from detectors.columns import (
+    CategoricalWindow,
+    NumericWindow,
+    Window,
+    kind_mismatch,
+    text_counts,
+)
 from detectors.dataset import Correction, adjust_p_values, dataset_drifted
 from detectors.errors import OptionsError, UnknownMethodError
 from detectors.parallel import column_map
@@ -213,29 +219,47 @@ def _spec(name: str, kind: ColumnKind, chosen: str) -> Method:
         raise UnknownMethodError(f"column {name!r}: {exc}") from exc
 
 
+def _read_window(kind: ColumnKind, column: Any, n_rows: int,
+                 reference: ColumnProfile) -> tuple[Window, Status | None]:
+    """The window's usable values of a column, or the schema status that stops its test.
+
+    A column of numbers for a numeric feature, or of text for a categorical one, is read
+    once: its values also say whether any is present and that none is of the other kind.
+    Other columns are checked first (`missing`, then `kind_mismatch`), then read.
+    """
+    empty: Window = (NumericWindow(np.zeros(0)) if kind == "numeric"
+                     else CategoricalWindow((), np.zeros(0, np.int64)))
+    if column is None:
+        return empty, ("missing" if n_rows > 0 else None)
+    window: Window | None = None
+    if kind == "numeric":
+        if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+            window = NumericWindow.of(column)
+    else:
+        counted = text_counts(column)
+        if counted is not None:
+            window = CategoricalWindow(*counted)
+    if window is not None and window.n > 0:
+        return window, None
+    if n_rows > 0 and not column.notna().any():
+        return empty, "missing"  # no event of a non-empty window carried a value
+    if reference.n > 0 and kind_mismatch(kind, column, getattr(reference, "categories", ())):
+        return empty, "type_mismatch"
+    if window is None:
+        window = NumericWindow.of(column) if kind == "numeric" else CategoricalWindow.of(column)
+    return window, None
+
+
 def _one(profile: ReferenceProfile, name: str, column: Any, n_rows: int,
          options: DriftOptions) -> _Partial:
     kind = profile.kinds[name]
     reference = profile.column(name)
-    empty = np.zeros(0)
     requested = options.methods.get(
         name, options.numeric_method if kind == "numeric" else options.categorical_method
     )
     explicit = requested != "auto"
     spec = _spec(name, kind, requested) if explicit else None
-    status: Status | None = None
-    if n_rows > 0 and (column is None or not column.notna().any()):
-        status = "missing"  # no event of a non-empty window carried a value
-    elif column is not None and reference.n > 0 and kind_mismatch(
-            kind, column, getattr(reference, "categories", ())):
-        status = "type_mismatch"
-    current: Window
-    if kind == "numeric":
-        current = (NumericWindow.of(column) if column is not None and status is None
-                   else NumericWindow(empty))
-    else:
-        current = (CategoricalWindow.of(column) if column is not None and status is None
-                   else CategoricalWindow((), empty.astype(np.int64)))
+    current, status = _read_window(kind, column, n_rows, reference)
     if spec is None and reference.n > 0:
         # Also for a window too small to test: the report names the method that would run.
         # auto may pick a count test for a numeric column with few values (Evidently's rule).
