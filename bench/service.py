@@ -32,7 +32,9 @@ and -journal files) or the `pg_total_relation_size` of every table of the Postgr
 
 Runs: the store is filled directly through the store's write API (`insert_predictions`, one
 transaction per `kafka.max_poll_records` events, as the ingest writes a full poll), not through
-Kafka: the ingest part already covered Kafka. For each window size, the last N events:
+Kafka: the ingest part already covered Kafka. Where the store has maintenance (compaction of
+small batches, vacuum), it is then run over every batch, as a running service keeps its store.
+For each window size, the last N events:
 `read_window` + `run_input` + `compute_run` (a scheduled run) against `detectors.detect_drift` of
 the same 50 features in memory (bench/service_worker.py window, alternating), and the peak RSS of
 one run of each in its own process (VmHWM restarted just before the run: interpreter, imports,
@@ -429,6 +431,33 @@ def fill(store: Store, frame: pd.DataFrame, scores: np.ndarray, times: Sequence[
         engine.dispose()
 
 
+def maintain(store: Store) -> str:
+    """Bring a freshly filled store to the state a running service keeps it in.
+
+    Where the store has maintenance (`collector.store.retention`: compaction of small batches
+    and SQLite's vacuum, run by the scheduler under a lease), run it over every batch, as the
+    service does once they are settled; a store without it is left as written.
+    """
+    try:
+        from collector.store import retention
+    except ImportError:
+        return "no store maintenance in this version"
+    from collector.config import RetentionSettings  # present wherever retention is
+
+    engine = make_engine(store.url)
+    try:
+        sessions = make_session_factory(engine)
+        target = RetentionSettings().compact_events
+        outcome = retention.compact(sessions, now=datetime.now(UTC) + timedelta(days=1),
+                                    target_events=target)
+        retention.vacuum(engine)
+    finally:
+        engine.dispose()
+    return (f"compacted as the service does (collector.store.retention.compact, batches of up "
+            f"to {target:,} events: {outcome.batches_merged:,} merged into "
+            f"{outcome.batches_written:,}) and vacuumed")
+
+
 def measure_windows(args: argparse.Namespace, directory: Path, errors: dict[str, str]
                     ) -> dict[str, Any]:
     sizes = sorted(args.window_sizes)
@@ -454,10 +483,16 @@ def store_windows(args: argparse.Namespace, directory: Path, kind: str, work: Wo
     sizes = sorted(args.window_sizes)
     with fresh_store(kind, args.postgres_url, directory) as store:
         seconds = fill(store, work.features, work.scores, times, batch)
+        written = store.size_bytes()
+        started = time.perf_counter()
+        maintenance = maintain(store)
         entry: dict[str, Any] = {
-            "events": sizes[-1], "fill_seconds": seconds,
-            "bytes_per_event": store.size_bytes() / sizes[-1], "windows": {}}
-        print(f"  {kind}: {sizes[-1]:,} events written in {seconds:.0f} s", file=sys.stderr)
+            "events": sizes[-1], "fill_seconds": seconds, "bytes_per_event_written":
+            written / sizes[-1], "bytes_per_event": store.size_bytes() / sizes[-1],
+            "maintenance": maintenance, "maintenance_seconds": time.perf_counter() - started,
+            "windows": {}}
+        print(f"  {kind}: {sizes[-1]:,} events written in {seconds:.0f} s; {maintenance}",
+              file=sys.stderr)
         for size in sizes:
             large = size >= LARGE_WINDOW
             service_peak = _worker("peak", directory, store.url, size, "service")
@@ -634,10 +669,15 @@ def window_lines(windows: dict[str, Any]) -> list[str]:
                 f"{sp['peak_mb']:>8,.0f} ({sp['rss_before_mb']:,.0f}) "
                 f"{mp['peak_mb']:>8,.0f} ({mp['rss_before_mb']:,.0f})  "
                 f"{'yes' if w['same_drift'] else 'NO'}")
-    lines.append("bytes on disk per event of these stores: " + "; ".join(
-        f"{_names(kind)} {e['bytes_per_event']:,.0f} ({e['events']:,} events written in "
-        f"{e['fill_seconds']:.0f} s, {e['events'] / e['fill_seconds']:,.0f} events/s)"
-        for kind, e in windows["stores"].items()))
+    for kind, e in windows["stores"].items():
+        written = e.get("bytes_per_event_written", e["bytes_per_event"])
+        lines.append(
+            f"{_names(kind)} store: {e['events']:,} events written in {e['fill_seconds']:.0f} s "
+            f"({e['events'] / e['fill_seconds']:,.0f} events/s), {written:,.0f} bytes per event; "
+            f"{e.get('maintenance', '')}" + (
+                f" in {e['maintenance_seconds']:.0f} s: {e['bytes_per_event']:,.0f} bytes per "
+                "event" if "maintenance_seconds" in e and "no store" not in e["maintenance"]
+                else ""))
     return lines
 
 
