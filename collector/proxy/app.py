@@ -41,6 +41,8 @@ _REQUEST_HOP: Final = frozenset({b"connection", b"keep-alive", b"proxy-connectio
 _RESPONSE_HOP: Final = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"trailer",
                                   b"upgrade"})
 _REQUEST_ID: Final = b"x-request-id"
+# A body that holds its own request id holds this; only such a body is parsed on the path.
+_ID_MARKERS: Final = {"v2": b'"id"', "seldon": b'"puid"'}
 _BAD_GATEWAY: Final = json.dumps({"error": "driftline proxy: the upstream model server cannot "
                                             "be reached"}).encode()
 # A larger response is passed on but not kept for logging (counted as too_large).
@@ -122,12 +124,13 @@ class ProxyApp:
             target += b"?" + scope["query_string"]
 
         where = route(method, scope["path"]) if method == "POST" and self._worker else None
-        infer = where is not None and where.kind == "infer"
-        if infer:
+        infer = where if where is not None and where.kind == "infer" else None
+        if infer is not None:
             if self._infer_count is not None:
                 self._infer_count.inc()
             started_at, began = time.time(), time.perf_counter()
-            if request_id is None and where.protocol == "v2" and b'"id"' in body:  # type: ignore[union-attr]
+            marker = _ID_MARKERS.get(infer.protocol)
+            if request_id is None and marker is not None and marker in body:
                 # The protocol's own id names the request when no header does; it is needed now,
                 # for the response's x-request-id, so this body is parsed on the request path.
                 request_id = _body_id(body)
@@ -148,7 +151,7 @@ class ProxyApp:
 
         headers = [(name, value) for name, value in response.headers
                    if name.lower() not in _RESPONSE_HOP]
-        if infer:
+        if infer is not None:
             if request_id is None:
                 request_id = next((value for name, value in response.headers
                                    if name.lower() == _REQUEST_ID), None)
@@ -159,7 +162,7 @@ class ProxyApp:
                 headers.append((_REQUEST_ID, request_id))
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
 
-        kept: list[bytes] | None = [] if infer else None
+        kept: list[bytes] | None = [] if infer is not None else None
         size = 0
         try:
             while True:
@@ -179,24 +182,34 @@ class ProxyApp:
             logger.warning("proxy upstream broke mid-body", extra={"error": str(exc)})
             response.close()
             return
-        if infer and self._worker is not None:
+        if infer is not None and self._worker is not None and request_id is not None:
             if len(body) > self._max_logged:  # not kept either: the worker counts it too_large
                 body, kept = b"", None
             self._worker.send(encode_frame(
-                where,  # type: ignore[arg-type]
-                request_id=request_id.decode("latin-1"),  # type: ignore[union-attr]
+                infer, request_id=request_id.decode("latin-1"),
                 status=response.status, started_at=started_at,
                 latency_ms=(time.perf_counter() - began) * 1000.0, request_body=body,
                 response_body=None if kept is None else b"".join(kept)))
 
 
 def _body_id(body: bytes) -> bytes | None:
-    """The body's top-level string ``id``, or None when it has none."""
+    """The body's own request id (v2 ``id``, Seldon ``meta.puid``), or None when it has none.
+
+    Examples:
+        >>> _body_id(b'{"id": "r-1", "inputs": []}'), _body_id(b'{"meta": {"puid": "p"}}')
+        (b'r-1', b'p')
+        >>> _body_id(b'{"inputs": [{"name": "id"}]}') is None
+        True
+    """
     try:
         parsed = json.loads(body, parse_constant=lambda _name: None)
     except (ValueError, RecursionError):
         return None
-    value = parsed.get("id") if isinstance(parsed, dict) else None
+    if not isinstance(parsed, dict):
+        return None
+    meta = parsed.get("meta")
+    value = parsed.get("id") if "id" in parsed else (
+        meta.get("puid") if isinstance(meta, dict) else None)
     if isinstance(value, str) and value and len(value) <= 200:
         return value.encode("latin-1", "replace")
     return None

@@ -103,6 +103,10 @@ class RawUpstream:
             writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
             await writer.drain()
             return False
+        elif path == b"/api/v1.0/predictions":
+            payload = b'{"data": {"names": ["p"], "ndarray": [[0.25]]}, "meta": {"puid": "s-1"}}'
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                         b"content-length: %d\r\n\r\n" % len(payload) + payload)
         elif path.startswith(b"/v1/models/"):
             payload = b"not json" if b"x-plain" in head.lower() else V1_RESPONSE
             writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
@@ -237,6 +241,16 @@ def test_inference_gets_a_request_id_and_odd_bodies_are_counted(proxy: ProxyProc
     assert metrics["driftline_proxy_rows_logged_total"] == 2.0
     assert metrics['driftline_proxy_unlogged_total{reason="row_count_mismatch"}'] == 1.0
     assert metrics['driftline_proxy_unlogged_total{reason="not_an_object"}'] == 1.0
+
+
+def test_a_seldon_request_is_named_by_its_puid(proxy: ProxyProcess) -> None:
+    before = proxy.metrics()["driftline_proxy_rows_logged_total"]
+    response = httpx.post(proxy.url + "/api/v1.0/predictions", json={
+        "meta": {"puid": "s-1"}, "data": {"names": ["a", "b"], "ndarray": [[1, 2]]}})
+    assert response.status_code == 200
+    assert response.headers["x-request-id"] == "s-1"
+    key = "driftline_proxy_rows_logged_total"
+    assert _wait_metric(proxy, key, before + 1)[key] == before + 1
 
 
 def test_a_request_too_large_to_log_passes_and_is_counted(proxy: ProxyProcess) -> None:
