@@ -42,6 +42,7 @@ bench: venv
 	$(PY) bench/run.py
 	$(PY) bench/service.py
 	$(PY) bench/proxy.py
+	$(PY) bench/sources.py
 
 clean:
 	bash scripts/kafka-local stop || true

@@ -39,7 +39,7 @@ from kafka.structs import OffsetAndMetadata
 from collector.config import KafkaSettings
 from collector.config_sources import SeldonKafkaLoggerSource, SourceSettings
 from collector.errors import EventDecodeError
-from collector.events import LabelEvent, PredictionEvent, encode_event
+from collector.events import LabelEvent, PredictionEvent
 from collector.ingest import deadletter_headers
 from collector.reach import kafka_reachable
 from collector.sources.base import Part, SourceDecoder
@@ -70,8 +70,8 @@ class _Source:
 class _Work:
     """What one batch produces, and the offsets it may release once that is durable."""
 
-    predictions: list[tuple[_Source, PredictionEvent]] = field(default_factory=list)
-    labels: list[tuple[_Source, LabelEvent]] = field(default_factory=list)
+    predictions: list[tuple[_Source, PredictionEvent, bytes]] = field(default_factory=list)
+    labels: list[tuple[_Source, LabelEvent, bytes]] = field(default_factory=list)
     dead: list[tuple[_Source, Any, str, str]] = field(default_factory=list)
     forwards: list[tuple[_Source, Any]] = field(default_factory=list)
     releases: list[tuple[TopicPartition, int]] = field(default_factory=list)
@@ -286,7 +286,7 @@ class Bridge:
     def _feedback(self, source: _Source, record: Any, part: Part, work: _Work) -> None:
         name = source.settings.name
         try:
-            labels = source.context.labels(part)
+            labels = source.context.encoded_labels(part)
         except PartError as exc:
             work.dead.append((source, record, exc.reason, str(exc)))
             return
@@ -295,7 +295,7 @@ class Bridge:
             work.dead.append((source, record, "convert_error", repr(exc)[:500]))
             return
         self._metrics.feedback.labels(name, "labelled" if labels else "no_truth").inc()
-        work.labels.extend((source, label) for label in labels)
+        work.labels.extend((source, label, value) for label, value in labels)
 
     def _pair(self, source: _Source, record: Any, part: Part, now: float, work: _Work) -> None:
         name = source.settings.name
@@ -316,8 +316,8 @@ class Bridge:
         work.releases.append((_tp(partner.position), partner.position[2]))
         self._metrics.pairs.labels(name, "paired").inc()
         try:
-            events = source.context.predictions(request.part, response.part,
-                                                fallback_at=record_time(record))
+            events = source.context.encoded_predictions(request.part, response.part,
+                                                        fallback_at=record_time(record))
         except PartError as exc:
             bad = record if exc.part is part else partner_record
             if bad is not None:
@@ -329,7 +329,7 @@ class Bridge:
                 if bad is not None:
                     work.dead.append((source, bad, "convert_error", repr(exc)[:500]))
             return
-        work.predictions.extend((source, event) for event in events)
+        work.predictions.extend((source, event, value) for event, value in events)
 
     def _expire(self, now: float, work: _Work) -> None:
         for source in self._sources:
@@ -345,7 +345,7 @@ class Bridge:
         if role != "request" or source.settings.unpaired_requests != "store":
             return
         try:
-            events = source.context.predictions(
+            events = source.context.encoded_predictions(
                 held.part, None, fallback_at=record_time(record) if record else None)
         except PartError as exc:
             if record is not None:
@@ -356,7 +356,7 @@ class Bridge:
             if record is not None:
                 work.dead.append((source, record, "convert_error", repr(exc)[:500]))
             return
-        work.predictions.extend((source, event) for event in events)
+        work.predictions.extend((source, event, value) for event, value in events)
 
     def _drop_revoked(self) -> None:
         """Forget what was read from partitions this process no longer owns."""
@@ -383,13 +383,12 @@ class Bridge:
         if producer is None:
             raise KafkaError("no producer")
         futures = []
-        for _, prediction in work.predictions:
+        for _, prediction, value in work.predictions:
             futures.append(producer.send(self._kafka.predictions_topic,
-                                         key=prediction.model.encode(),
-                                         value=encode_event(prediction)))
-        for _, label in work.labels:
+                                         key=prediction.model.encode(), value=value))
+        for _, label, value in work.labels:
             futures.append(producer.send(self._kafka.labels_topic, key=label.model.encode(),
-                                         value=encode_event(label)))
+                                         value=value))
         for source, record, reason, message in work.dead:
             futures.append(self._send_deadletter(producer, source, record, reason, message))
         for source, record in work.forwards:
@@ -399,9 +398,9 @@ class Bridge:
         for future in futures:
             future.get(timeout=_SEND_TIMEOUT_SECONDS)  # raises if it did not reach the broker
         m = self._metrics
-        for source, _ in work.predictions:
+        for source, _, _ in work.predictions:
             m.events.labels(source.settings.name, "prediction").inc()
-        for source, _ in work.labels:
+        for source, _, _ in work.labels:
             m.events.labels(source.settings.name, "label").inc()
         for source, _ in work.forwards:
             m.messages.labels(source.settings.name, "forwarded").inc()

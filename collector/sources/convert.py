@@ -127,6 +127,12 @@ class SourceContext:
         Raises:
             PartError: Naming the half that cannot be read.
         """
+        return [event for event, _ in self.encoded_predictions(request, response,
+                                                               fallback_at=fallback_at)]
+
+    def encoded_predictions(self, request: Part, response: Part | None, *,
+                            fallback_at: datetime | None) -> list[tuple[PredictionEvent, bytes]]:
+        """`predictions`, each with its wire bytes (checked by the collector's decoder)."""
         model = self.model(request)
         try:
             inputs = parse_request(request.protocol, request.body,
@@ -169,6 +175,10 @@ class SourceContext:
         Raises:
             PartError: For a truth that is not readable as one label per row.
         """
+        return [event for event, _ in self.encoded_labels(feedback)]
+
+    def encoded_labels(self, feedback: Part) -> list[tuple[LabelEvent, bytes]]:
+        """`labels`, each with its wire bytes (checked by the collector's decoder)."""
         body = feedback.body
         truth = body.get("truth") if isinstance(body, dict) else None
         if not isinstance(truth, dict) or not any(
@@ -202,10 +212,11 @@ def _epoch() -> datetime:
     return datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def _checked(part: Part, event: _E) -> _E:
-    """`event` if the collector's own decoder takes it back; else the half is refused."""
+def _checked(part: Part, event: _E) -> tuple[_E, bytes]:
+    """`event` and its bytes if the collector's own decoder takes them; else the half is refused."""
     try:
-        decode_event(encode_event(event))
+        value = encode_event(event)
+        decode_event(value)
     except EventDecodeError as exc:
         raise PartError(part, exc.reason, f"the event would be refused: {exc}") from exc
-    return event
+    return event, value
