@@ -46,7 +46,7 @@ HELPER_IMPORTS = {"mlflow.py": {"mlflow", "numpy", "pandas"}}
 
 
 def test_it_imports_kafka_and_the_standard_library_only() -> None:
-    modules = sorted(PACKAGE.glob("*.py"))
+    modules = sorted(PACKAGE.rglob("*.py"))  # subpackages (payloads/) too
     assert {path.name for path in modules} >= {"__init__.py", "codec.py", "logger.py"}
     for path in modules:
         imported = _top_level_imports(ast.parse(path.read_text(encoding="utf-8")))
