@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -320,21 +320,31 @@ class IngestLoop:
     ) -> None:
         m = self._metrics
         seen: set[str] = set()
+        stored: Counter[tuple[str, str]] = Counter()
+        errors: Counter[tuple[str, str]] = Counter()
+        duplicates: Counter[str] = Counter()
         for event in predictions:
             if event.event_id in new_predictions and event.event_id not in seen:
                 seen.add(event.event_id)
-                outcome.stored += 1
-                m.events.labels("prediction", event.model, "stored").inc()
                 version = event.model_version or ""
-                m.serving_predictions.labels(event.model, version).inc()
+                stored[(event.model, version)] += 1
                 if event.latency_ms is not None:
                     m.serving_latency.labels(event.model, version).observe(event.latency_ms / 1000)
-                if event.tags.get("status") == "error":
-                    m.serving_errors.labels(event.model, version).inc()
-                m.last_event_timestamp.labels(event.model).set(now.timestamp())
+                if event.tags and event.tags.get("status") == "error":
+                    errors[(event.model, version)] += 1
             else:
-                outcome.duplicates += 1
-                m.events.labels("prediction", event.model, "duplicate").inc()
+                duplicates[event.model] += 1
+        # Counted per model and version, not per event: a batch is thousands of events.
+        for (model, version), count in stored.items():
+            outcome.stored += count
+            m.events.labels("prediction", model, "stored").inc(count)
+            m.serving_predictions.labels(model, version).inc(count)
+            m.last_event_timestamp.labels(model).set(now.timestamp())
+        for (model, version), count in errors.items():
+            m.serving_errors.labels(model, version).inc(count)
+        for model, count in duplicates.items():
+            outcome.duplicates += count
+            m.events.labels("prediction", model, "duplicate").inc(count)
         seen.clear()
         for label in labels:
             if label.event_id in new_labels and label.event_id not in seen:

@@ -58,7 +58,7 @@ logger = logging.getLogger(__name__)
 
 PROCESSES = 3
 PARTITIONS = 6
-TOTAL = 12_000
+TOTAL = 60_000
 EVERY = 2.0
 MODEL = "m"
 
@@ -139,7 +139,7 @@ def test_three_collectors_started_together_on_an_empty_database_all_come_up(
                 "SELECT count(*) FROM information_schema.tables WHERE table_name = 'run_leases'"
             )).scalar_one()
         engine.dispose()
-        assert [tuple(v) for v in versions] == [("0005",)]
+        assert [tuple(v) for v in versions] == [("0006",)]
         assert tables == 1
         for log in logs:
             assert "UniqueViolation" not in log.read_text(), _tails(logs)
@@ -210,7 +210,7 @@ def test_three_collectors_share_the_stream_and_the_schedule_through_a_sigkill(
                           + prediction_events(make_frame(rng, TOTAL // 2, drift=True), MODEL))
     producer = threading.Thread(target=_produce_spread, args=(
         kafka_bootstrap, partitioned_topic, payloads), kwargs={
-        "pause_every": 100, "pause_seconds": 0.2}, daemon=True)
+        "pause_every": 500, "pause_seconds": 0.4}, daemon=True)
     engine = make_engine(database_url)
     sessions = make_session_factory(engine)
     processes = [start_collector(c, log, environ) for c, log in zip(configs, logs, strict=True)]
