@@ -138,7 +138,8 @@ class KafkaSettings(_Strict):
     deadletter_topic: str = "driftline.deadletter"
     group_id: str = "driftline-collector"
     max_event_bytes: Annotated[int, Field(gt=0)] = MAX_EVENT_BYTES
-    max_poll_records: Annotated[int, Field(gt=0, le=100_000)] = 500
+    # Events per poll, hence per stored batch and transaction (compaction merges small ones).
+    max_poll_records: Annotated[int, Field(gt=0, le=100_000)] = 2000
     # A crashed collector's partitions move to the others after this long (broker minimum 6 s).
     session_timeout_ms: Annotated[int, Field(ge=6000, le=300_000)] = 10_000
 
