@@ -226,3 +226,16 @@ def test_settings_from_config(tmp_path: Path) -> None:
 def test_bad_listen_addresses_are_refused(value: str) -> None:
     with pytest.raises(ValueError, match="HOST:PORT"):
         split_host_port(value, what="--listen")
+
+
+def test_the_cli_says_what_is_wrong_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    from collector.cli import main
+
+    code = main(["proxy", "--upstream", "http://127.0.0.1:8080", "--model", "m",
+                 "--listen", "8080"])
+    assert code == 2
+    assert "--listen must be HOST:PORT, got '8080'" in capsys.readouterr().err
+    code = main(["proxy", "--upstream", "ftp://h", "--model", "m", "--metrics-listen", "off"])
+    assert code == 2
+    assert "upstream must be an http://host:port URL" in capsys.readouterr().err
+    assert main(["proxy", "--model", "m"]) == 2  # --upstream is required
