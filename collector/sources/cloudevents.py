@@ -29,10 +29,11 @@ from typing import Any, Final
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from kafka import KafkaProducer
-from kafka.errors import KafkaError, MessageSizeTooLargeError
+from kafka.errors import KafkaConnectionError, KafkaError, MessageSizeTooLargeError
 from prometheus_client import CollectorRegistry, Counter
 
 from collector.config_sources import CloudEventsSource
+from collector.reach import kafka_reachable
 from collector.sources.logger import ROLES
 
 logger = logging.getLogger(__name__)
@@ -172,6 +173,10 @@ class RawWriter:
     def _get(self) -> KafkaProducer:
         with self._lock:
             if self._producer is None:
+                # kafka-python clients that fail to bootstrap wait out their timeout and leak
+                # their sockets: probe first (as ingest and the sidecar do).
+                if not kafka_reachable(self._servers, timeout_seconds=min(self._timeout, 1.0)):
+                    raise KafkaConnectionError(f"no bootstrap server answers: {self._servers}")
                 timeout_ms = int(self._timeout * 1000)
                 self._producer = KafkaProducer(
                     bootstrap_servers=self._servers, client_id="driftline-cloudevents",

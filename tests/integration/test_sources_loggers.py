@@ -37,7 +37,7 @@ import pandas as pd
 import pytest
 from fastapi import FastAPI
 from kafka import KafkaConsumer, KafkaProducer
-from kafka.admin import KafkaAdminClient
+from kafka.admin import KafkaAdminClient, NewTopic
 from prometheus_client import CollectorRegistry
 
 from collector.app import Service
@@ -554,3 +554,58 @@ def test_a_decoder_bug_is_a_dead_letter_and_the_bridge_goes_on(
     finally:
         stop.set()
         thread.join(timeout=30)
+
+
+@pytest.mark.slow
+def test_a_broker_outage_loses_no_accepted_event(tmp_path: Path) -> None:
+    """The broker stops with a request waiting for its response: the endpoint answers 503
+    (nothing accepted) until it is back; the bridge reconnects, reads the waiting request again
+    from the committed offset and pairs it with the response accepted after the outage."""
+    from tests.integration.test_broker_outage import _broker, _free_port
+
+    port = _free_port()
+    bootstrap = f"127.0.0.1:{port}"
+    data = tmp_path / "kafka"
+    topics = {"predictions_topic": "o.predictions", "labels_topic": "o.labels",
+              "deadletter_topic": "o.deadletter"}
+    _broker("start", port, data)
+    service: Service | None = None
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+        admin.create_topics([NewTopic(t, num_partitions=1, replication_factor=1)
+                             for t in [*topics.values(), "o.raw", "o.seldon"]])
+        admin.close()
+        settings = _settings(tmp_path, bootstrap, topics, "o.raw", "o.seldon", timeout=600)
+        service = Service(settings, roles=frozenset({"ingest", "api", "sources"}),
+                          health_interval_seconds=0.3)
+        service.start()
+        before, waiting = str(uuid.uuid4()), str(uuid.uuid4())
+        wait_for(lambda: httpx.post(
+            f"http://127.0.0.1:{service.http_port}/v1/ingest/cloudevents",
+            headers=kserve_headers("request", before), timeout=30,
+            content=b'{"instances": [[5.1, 3.5, 1.4, 0.2]]}').status_code == 200, timeout=60,
+            message="the endpoint accepting once the bridge is up")
+        post(service, kserve_headers("response", before), {"predictions": [0]})
+        post(service, kserve_headers("request", waiting), {"instances": [[6.2, 2.9, 4.3, 1.3]]})
+        wait_counts(service, "iris", 1, 0)
+
+        _broker("stop", port, data)
+        refused = httpx.post(f"http://127.0.0.1:{service.http_port}/v1/ingest/cloudevents",
+                             headers=kserve_headers("response", waiting), timeout=30,
+                             content=b'{"predictions": [1]}')
+        assert refused.status_code == 503
+        assert any(t.name == "driftline-sources" and t.is_alive() for t in service._threads)
+
+        _broker("start", port, data)
+        wait_for(lambda: httpx.post(
+            f"http://127.0.0.1:{service.http_port}/v1/ingest/cloudevents",
+            headers=kserve_headers("response", waiting), timeout=30,
+            content=b'{"predictions": [1]}').status_code == 200, timeout=90,
+            message="the response accepted once the broker is back")
+        wait_counts(service, "iris", 2, 0)
+        assert stored(service, "iris") == expect(([5.1, 3.5, 1.4, 0.2], 0, None),
+                                                 ([6.2, 2.9, 4.3, 1.3], 1, None))
+    finally:
+        if service is not None:
+            service.stop()
+        _broker("stop", port, data)
