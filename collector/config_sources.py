@@ -39,9 +39,10 @@ class _SourceBase(_Strict):
     name: Annotated[str, Field(min_length=1, max_length=100, pattern=_NAME)]
     # The driftline model of every event from this source (when `models` does not map it).
     model: Annotated[str, Field(min_length=1, max_length=200, pattern=_NAME)] | None = None
-    # The server's model name -> the driftline model name. For Seldon Core v1 the name is the
-    # SeldonDeployment's (`inferenceservicename`), or `<deployment>/<graph node>` to tell the
-    # nodes of one graph apart.
+    # The server's model name -> the driftline model name. For the loggers the name is the
+    # InferenceService's or SeldonDeployment's (`inferenceservicename`), or `<name>/<part>` to
+    # tell apart the nodes of a Seldon graph (`modelid`) or KServe's components (`component`:
+    # predictor, transformer) that log for one service.
     models: dict[str, str] = Field(default_factory=dict)
     # A driftline model -> the names of its positional input columns, in order.
     feature_names: dict[str, list[str]] = Field(default_factory=dict)

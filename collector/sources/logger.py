@@ -184,8 +184,9 @@ class LoggerDecoder:
                  protocol: str = "auto", node_models: frozenset[str] = frozenset()) -> None:
         """Read `topics` for the source `name`; `protocol` when the message does not say.
 
-        `node_models`: the `"<inferenceservicename>/<modelid>"` names the source maps, so that
-        the nodes of one Seldon graph can be different driftline models.
+        `node_models`: the `"<inferenceservicename>/<modelid or component>"` names the source
+        maps, so that the nodes of one Seldon graph, or a KServe transformer and predictor, can
+        be different driftline models.
         """
         self.name = name
         self._topics = list(topics or [])

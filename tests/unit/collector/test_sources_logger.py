@@ -351,3 +351,14 @@ def test_the_nodes_of_a_seldon_graph_can_map_to_different_models() -> None:
                                                 topics=["l"], models={"sklearn": "iris"}))
     part = plain.decode(_record(json.dumps(SELDON_REQUEST).encode(), _seldon("inference.request")))
     assert part[0].model == "sklearn"
+
+
+def test_a_kserve_transformer_and_predictor_map_to_their_own_models() -> None:
+    source = CloudEventsSource(name="kserve", kind="cloudevents", models={
+        "sklearn-iris/transformer": "iris-raw", "sklearn-iris/predictor": "iris"})
+    decoder, context = decoder_for(source), SourceContext(source, {})
+    models = []
+    for component in ("transformer", "predictor"):
+        headers = {**_kserve("request", KSERVE_REQUEST), "ce-component": component}
+        models.append(context.model(decoder.decode(_from_http(headers, KSERVE_REQUEST))[0]))
+    assert models == ["iris-raw", "iris"]
