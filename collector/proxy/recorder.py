@@ -27,7 +27,7 @@ from driftline_sidecar.payloads import (
     feature_names_from_metadata,
     parse_request,
     parse_response,
-    row_event_id,
+    row_event_ids,
 )
 
 logger = logging.getLogger(__name__)
@@ -66,10 +66,14 @@ class Exchange:
     latency_ms: float
 
 
+# NaN and Infinity (which TF Serving accepts) become missing values: the event schema has no
+# non-finite numbers, and a missing value is what a NaN input means to a model. One decoder,
+# built once (json.loads with an argument builds a new one on every call).
+_DECODER: Final = json.JSONDecoder(parse_constant=lambda _name: None)
+
+
 def _lenient_json(body: bytes) -> Any:
-    # NaN and Infinity (which TF Serving accepts) become missing values: the event schema has no
-    # non-finite numbers, and a missing value is what a NaN input means to a model.
-    return json.loads(body, parse_constant=lambda _name: None)
+    return _DECODER.decode(body.decode("utf-8-sig"))
 
 
 class Recorder:
@@ -158,13 +162,14 @@ class Recorder:
         tags = ({"upstream_model": route.model} if route.model and route.model != self._model
                 else None)
         log = self._sidecar.log
-        for row, (features, prediction) in enumerate(
-                zip(inputs.rows, outputs.predictions, strict=True)):
+        event_ids = row_event_ids(self._model, exchange.request_id, len(inputs.rows))
+        for event_id, features, prediction in zip(event_ids, inputs.rows, outputs.predictions,
+                                                  strict=True):
             if isinstance(prediction, dict):
                 prediction = (prediction[self._output] if self._output in prediction
                               else next(iter(prediction.values())))
             if log(features=features, prediction=prediction, request_id=exchange.request_id,
                    tags=tags, latency_ms=exchange.latency_ms, timestamp=exchange.started_at,
                    model=self._model, model_version=version,
-                   event_id=row_event_id(self._model, exchange.request_id, row)) is not None:
+                   event_id=event_id) is not None:
                 self.rows_logged += 1

@@ -60,7 +60,11 @@ from driftline_sidecar.payloads._common import (
     RouteKind,
     Row,
 )
-from driftline_sidecar.payloads._metadata import feature_names_from_metadata, row_event_id
+from driftline_sidecar.payloads._metadata import (
+    feature_names_from_metadata,
+    row_event_id,
+    row_event_ids,
+)
 from driftline_sidecar.payloads._requests import parse_request
 from driftline_sidecar.payloads._responses import parse_response
 from driftline_sidecar.payloads._routes import route
@@ -82,4 +86,5 @@ __all__ = [
     "parse_response",
     "route",
     "row_event_id",
+    "row_event_ids",
 ]

@@ -144,11 +144,12 @@ def _optional_str(obj: Mapping[str, Any], key: str) -> str | None:
 class _Columns:
     """A row's columns in order, each named by the payload or left for `feature_names`."""
 
-    __slots__ = ("names", "values")
+    __slots__ = ("names", "unnamed", "values")
 
     def __init__(self) -> None:
         self.names: list[str | tuple[str, int]] = []  # a name, or (prefix, j) when unnamed
         self.values: list[Any] = []
+        self.unnamed = 0
 
     def add(self, name: str | None, value: Any, where: str) -> None:
         """One named input of the row: a single column, or one per flattened value."""
@@ -164,12 +165,16 @@ class _Columns:
         prefix = "x" if name is None else f"{name}_"
         self.names.extend((prefix, j) for j in range(len(flat)))
         self.values.extend(flat)
+        self.unnamed += len(flat)
         if len(self.values) > MAX_ROW_FEATURES:
             raise PayloadError("too_many_features", f"rows have over {MAX_ROW_FEATURES} values")
 
     def row(self, feature_names: Sequence[str] | None) -> Row:
-        unnamed = [i for i, name in enumerate(self.names) if isinstance(name, tuple)]
-        use_given = feature_names is not None and len(feature_names) == len(unnamed) > 0
+        if not self.unnamed:  # every column named by the payload
+            return dict(zip(self.names, self.values, strict=True))  # type: ignore[arg-type]
+        use_given = feature_names is not None and len(feature_names) == self.unnamed
+        if use_given and self.unnamed == len(self.values):  # every column named by the caller
+            return dict(zip(feature_names, self.values, strict=True))  # type: ignore[arg-type]
         given = iter(feature_names or ())
         row: Row = {}
         for name, value in zip(self.names, self.values, strict=True):

@@ -32,6 +32,26 @@ def row_event_id(model: str, request_id: str, row: int) -> str:
     return digest.hex()
 
 
+def row_event_ids(model: str, request_id: str, n_rows: int) -> list[str]:
+    """`row_event_id` of rows 0 to `n_rows - 1`, the common prefix hashed once.
+
+    Examples:
+        >>> row_event_ids("iris", "req-1", 2)[1] == row_event_id("iris", "req-1", 1)
+        True
+    """
+    prefix = hashlib.sha1(  # noqa: S324 - a name-based UUID, not a security use
+        _EVENT_ID_NAMESPACE.bytes + f"{model}\x1f{request_id}\x1f".encode())
+    ids = []
+    for row in range(n_rows):
+        hashed = prefix.copy()
+        hashed.update(str(row).encode())
+        digest = bytearray(hashed.digest()[:16])
+        digest[6] = (digest[6] & 0x0F) | 0x50
+        digest[8] = (digest[8] & 0x3F) | 0x80
+        ids.append(digest.hex())
+    return ids
+
+
 def _one_column(shape: Any) -> bool:
     """True for a metadata tensor shape of one value per row: [-1], [-1, 1], [1]."""
     if not isinstance(shape, list) or not shape:

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from driftline_sidecar.payloads._common import (
+    _PLAIN,
     MAX_ROW_FEATURES,
     PROTOCOLS,
     Inputs,
@@ -56,7 +57,18 @@ def _v1_rows(instances: Any, where: str, feature_names: Sequence[str] | None) ->
     if not isinstance(instances, list):
         raise PayloadError("wrong_type", f"field {where!r} must be a list of rows")
     rows: list[Row] = []
+    positional: list[str] = []
     for instance in instances:
+        if type(instance) is list and all(type(value) in _PLAIN for value in instance):
+            # The common row, a flat list of scalars: named at once.
+            if feature_names is not None and len(feature_names) == len(instance):
+                rows.append(dict(zip(feature_names, instance, strict=True)))
+                continue
+            if len(instance) <= MAX_ROW_FEATURES:
+                if len(positional) < len(instance):
+                    positional = [f"x{j}" for j in range(len(instance))]
+                rows.append(dict(zip(positional, instance, strict=False)))
+                continue
         columns = _Columns()
         if isinstance(instance, Mapping) and not _is_b64(instance):
             for name, value in instance.items():
