@@ -114,7 +114,7 @@ class ProxyApp:
             if name in _REQUEST_HOP:
                 framed = framed or name in (b"content-length", b"transfer-encoding")
                 continue
-            if name == _REQUEST_ID:
+            if name == _REQUEST_ID and value:  # an empty one names nothing
                 request_id = value
             forward.append((name, value))
         if framed or body:
