@@ -1,13 +1,20 @@
 """Wasserstein-1 distance normed by the reference's standard deviation (as Evidently).
 
-W1 is the area between the two CDFs. The current CDF is constant between two of
-its distinct values, and the reference CDF crosses that constant at most once (it
-is monotone), at a reference quantile. The area of |F - G| over each stretch is
-closed arithmetic on the counts and sums of the reference values inside it: one
-binary search of the current values in the sorted reference, and the sums read from
-the reference's prefix sums (`NumericProfile.centred_sums`, made once per profile),
-instead of re-sorting reference and current together as scipy.stats.wasserstein_distance
-does; the result equals scipy's to ~1e-12.
+Two exact ways, both without re-sorting reference and current together as
+scipy.stats.wasserstein_distance does, chosen by the sizes:
+
+- windows of a fiftieth of the reference or more: W1 is also the area between the two
+  quantile functions, which are step functions on the fixed grids i/n and j/m. Their
+  breakpoints merge by integer arithmetic alone, so W1 is a weighted sum of
+  |x_i - y_j| over the sorted values, no search at all: O(n + m), and as precise as a
+  sum of non-negative terms (equal to scipy's to ~1e-15);
+- smaller windows: W1 as the area between the CDFs. The current CDF is constant
+  between two of its distinct values, and the reference CDF crosses that constant at
+  most once (it is monotone), at a reference quantile; the area of |F - G| over each
+  stretch is closed arithmetic on the counts and sums of the reference values inside
+  it, found by binary search of the current values in the sorted reference and read
+  from its prefix sums (`NumericProfile.centred_sums`, made on first use): O(m log n)
+  per window, equal to scipy's to ~1e-11.
 """
 
 from __future__ import annotations
@@ -16,6 +23,11 @@ import numpy as np
 
 from detectors.columns import FloatArray, IntArray, NumericWindow
 from detectors.profile import NumericProfile
+
+# Below this share of the reference's size, binary searches of the window's values cost
+# less than a pass over the reference (at 1M reference values both take 1.5 ms near 15k
+# window values; at 100k the passes take 3 ms, the searches 8 ms).
+_MIN_QUANTILE_SHARE = 1 / 50
 
 
 def wasserstein_distance(reference: NumericProfile, current: NumericWindow) -> float:
@@ -26,6 +38,44 @@ def wasserstein_distance(reference: NumericProfile, current: NumericWindow) -> f
         >>> wasserstein_distance(profile, NumericWindow.of([1.0, 2.0, 3.0, 4.0]))
         1.0
     """
+    if current.n >= reference.n * _MIN_QUANTILE_SHARE:
+        return _by_quantiles(reference.values, current.sorted)
+    return _by_search(reference, current)
+
+
+def _by_quantiles(first: FloatArray, second: FloatArray) -> float:
+    """W1 as the area between the quantile functions of two sorted samples.
+
+    With x the larger sample (N values) and y the smaller (M), in units of 1/(N M) the
+    quantile function of x is x_i on (i M, (i + 1) M] and that of y is y_j on
+    (j N, (j + 1) N]. Each x step starts inside the y step J(i) = floor(i M / N), and
+    holds at most one y breakpoint j N (M <= N): then from j N to (i + 1) M it faces
+    y_j, not y_(j-1). The x steps facing each y_j are consecutive, counted by
+    ceil((j + 1) N / M) - ceil(j N / M).
+
+    Examples:
+        >>> _by_quantiles(np.array([0.0, 1.0, 2.0]), np.array([0.0, 10.0]))  # 26 / 6
+        4.333333333333333
+    """
+    x, y = (first, second) if first.size >= second.size else (second, first)
+    big, small = x.size, y.size
+    starts = (np.arange(small + 1, dtype=np.int64) * big + small - 1) // small
+    facing = np.repeat(y, np.diff(starts))  # y_J(i) for every i
+    np.subtract(x, facing, out=facing)
+    np.abs(facing, out=facing)
+    total = small * float(np.sum(facing))
+    if small > 1:
+        # The y breakpoints j N, j = 1 .. M - 1, inside the x step i = starts[j] - 1, for
+        # the length starts[j] M - j N (0 where the breakpoint is an x breakpoint too).
+        inner = starts[1:-1]
+        lengths = inner * small - np.arange(1, small, dtype=np.int64) * big
+        x_i = x[inner - 1]
+        total += float(np.sum(lengths * (np.abs(x_i - y[1:]) - np.abs(x_i - y[:-1]))))
+    return max(total / (float(big) * small), 0.0)
+
+
+def _by_search(reference: NumericProfile, current: NumericWindow) -> float:
+    """W1 as the area between the CDFs, by binary search in the sorted reference."""
     ref, n, centre = reference.values, reference.n, reference.center
     sums = reference.centred_sums()  # sums[k]: the first k centred reference values
     levels, counts = current.levels()

@@ -186,3 +186,25 @@ def test_fast_paths_equal_scipy_at_benchmark_size(rng: np.random.Generator) -> N
     assert _close(statistic, expected.statistic)
     assert _close(p_value, expected.pvalue)
     assert _close(wasserstein_distance(profile, window), stats.wasserstein_distance(ref, cur))
+
+
+@pytest.mark.parametrize("ties", [False, True])
+@pytest.mark.parametrize(("n_reference", "n_current"), [
+    (60_000, 400),  # a window under a fiftieth of the reference: binary search, prefix sums
+    (60_000, 12_000),  # larger windows: the quantile functions' merged grids
+    (5_000, 20_000),  # a window larger than the reference
+])
+def test_both_wasserstein_paths_equal_scipy(rng: np.random.Generator, ties: bool,
+                                            n_reference: int, n_current: int) -> None:
+    from detectors.numeric import wasserstein
+
+    ref = rng.gamma(2.0, 3.0, n_reference)
+    cur = rng.gamma(2.2, 3.0, n_current)
+    if ties:
+        ref, cur = np.round(ref, 1), np.round(cur, 1)
+    profile, window = NumericProfile.fit(ref), NumericWindow.of(cur)
+    expected = stats.wasserstein_distance(ref, cur)
+    assert _close(wasserstein_distance(profile, window), expected)
+    # Each path on its own, whichever the sizes pick.
+    assert _close(wasserstein._by_search(profile, window), expected)
+    assert _close(wasserstein._by_quantiles(profile.values, window.sorted), expected)
