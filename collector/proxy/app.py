@@ -108,6 +108,7 @@ class ProxyApp:
 
         method: str = scope["method"]
         request_id: bytes | None = None
+        request_encoding: bytes | None = None
         framed = False
         forward: list[tuple[bytes, bytes]] = []
         for name, value in scope["headers"]:
@@ -116,6 +117,8 @@ class ProxyApp:
                 continue
             if name == _REQUEST_ID and value:  # an empty one names nothing
                 request_id = value
+            elif name == b"content-encoding":
+                request_encoding = value
             forward.append((name, value))
         if framed or body:
             forward.append((b"content-length", b"%d" % len(body)))
@@ -185,11 +188,17 @@ class ProxyApp:
         if infer is not None and self._worker is not None and request_id is not None:
             if len(body) > self._max_logged:  # not kept either: the worker counts it too_large
                 body, kept = b"", None
+            response_encoding = next((value for name, value in response.headers
+                                      if name.lower() == b"content-encoding"), None)
             self._worker.send(encode_frame(
                 infer, request_id=request_id.decode("latin-1"),
                 status=response.status, started_at=started_at,
                 latency_ms=(time.perf_counter() - began) * 1000.0, request_body=body,
-                response_body=None if kept is None else b"".join(kept)))
+                response_body=None if kept is None else b"".join(kept),
+                request_encoding=None if request_encoding is None
+                else request_encoding.decode("latin-1"),
+                response_encoding=None if response_encoding is None
+                else response_encoding.decode("latin-1")))
 
 
 def _body_id(body: bytes) -> bytes | None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -37,7 +38,10 @@ UNLOGGED_REASONS: Final = (
     "error_status", "too_large", "invalid_json", "not_an_object", "missing_inputs",
     "ambiguous_inputs", "wrong_type", "shape_mismatch", "unsupported_value", "no_features",
     "too_many_features", "error_response", "row_count_mismatch", "unknown_protocol",
-    "internal_error")
+    "unsupported_encoding", "internal_error")
+
+# Decompressed bodies past this are not parsed (a small gzip body can hold gigabytes).
+MAX_DECODED_BYTES: Final = 8 * 1024 * 1024
 
 
 class Logger(Protocol):
@@ -64,6 +68,8 @@ class Exchange:
     status: int
     started_at: datetime
     latency_ms: float
+    request_encoding: str | None = None  # the body's Content-Encoding, as sent
+    response_encoding: str | None = None
 
 
 # NaN and Infinity (which TF Serving accepts) become missing values: the event schema has no
@@ -74,6 +80,30 @@ _DECODER: Final = json.JSONDecoder(parse_constant=lambda _name: None)
 
 def _lenient_json(body: bytes) -> Any:
     return _DECODER.decode(body.decode("utf-8-sig"))
+
+
+class _UndecodableError(Exception):
+    """A body whose Content-Encoding cannot be undone here; `reason` says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _decoded(body: bytes, encoding: str | None) -> bytes:
+    """`body` without its Content-Encoding (gzip and deflate, which MLServer sends)."""
+    if not encoding or encoding.strip().lower() == "identity":
+        return body
+    if encoding.strip().lower() not in ("gzip", "x-gzip", "deflate"):
+        raise _UndecodableError("unsupported_encoding")
+    inflater = zlib.decompressobj(wbits=47)  # 32 + 15: a gzip or a zlib header, found out
+    try:
+        plain = inflater.decompress(body, MAX_DECODED_BYTES)
+    except zlib.error as exc:
+        raise _UndecodableError("invalid_json") from exc
+    if inflater.unconsumed_tail:
+        raise _UndecodableError("too_large")
+    return plain
 
 
 class Recorder:
@@ -148,10 +178,14 @@ class Recorder:
             return
         route = exchange.route
         try:
-            inputs = parse_request(route.protocol, _lenient_json(exchange.request_body),
-                                   feature_names=names)
-            outputs = parse_response(route.protocol, _lenient_json(exchange.response_body),
+            request = _decoded(exchange.request_body, exchange.request_encoding)
+            response = _decoded(exchange.response_body, exchange.response_encoding)
+            inputs = parse_request(route.protocol, _lenient_json(request), feature_names=names)
+            outputs = parse_response(route.protocol, _lenient_json(response),
                                      n_rows=len(inputs.rows))
+        except _UndecodableError as exc:
+            self._count(exc.reason)
+            return
         except PayloadError as exc:
             self._count(exc.reason)
             return

@@ -39,8 +39,12 @@ _HEAD: Final = struct.Struct("<III")  # the lengths of meta, request body, respo
 
 
 def encode_frame(route: Route, *, request_id: str, status: int, started_at: float,
-                 latency_ms: float, request_body: bytes, response_body: bytes | None) -> bytes:
+                 latency_ms: float, request_body: bytes, response_body: bytes | None,
+                 request_encoding: str | None = None,
+                 response_encoding: str | None = None) -> bytes:
     """One exchange as the worker reads it (`started_at` in seconds since the epoch).
+
+    The bodies go as they were sent; their Content-Encoding, if any, goes with them.
 
     Examples:
         >>> frame = encode_frame(Route("v1", "iris", None, "infer"), request_id="r1", status=200,
@@ -51,7 +55,8 @@ def encode_frame(route: Route, *, request_id: str, status: int, started_at: floa
         'r1'
     """
     meta = json.dumps([route.protocol, route.model, route.version, request_id, status,
-                       started_at, latency_ms, response_body is None]).encode()
+                       started_at, latency_ms, response_body is None, request_encoding,
+                       response_encoding]).encode()
     response = b"" if response_body is None else response_body
     return b"".join((_HEAD.pack(len(meta), len(request_body), len(response)), meta,
                      request_body, response))
@@ -69,12 +74,13 @@ def read_frame(stream: BinaryIO) -> Exchange | None:
     if len(meta) + len(request_body) + len(response_body) < meta_size + request_size + \
             response_size:
         return None
-    protocol, model, version, request_id, status, started_at, latency_ms, too_large = \
-        json.loads(meta)
+    (protocol, model, version, request_id, status, started_at, latency_ms, too_large,
+     request_encoding, response_encoding) = json.loads(meta)
     return Exchange(route=Route(protocol, model, version, "infer"), request_id=request_id,
                     request_body=request_body,
                     response_body=None if too_large else response_body, status=status,
-                    started_at=datetime.fromtimestamp(started_at, UTC), latency_ms=latency_ms)
+                    started_at=datetime.fromtimestamp(started_at, UTC), latency_ms=latency_ms,
+                    request_encoding=request_encoding, response_encoding=response_encoding)
 
 
 def _fetcher(upstream: str) -> Any:

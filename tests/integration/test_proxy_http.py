@@ -9,6 +9,7 @@ process. Real servers are in test_proxy_servers.py.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import threading
 import time
@@ -26,6 +27,7 @@ pytestmark = pytest.mark.integration
 
 BIG = b"x" * (10 * 1024 * 1024)
 V1_RESPONSE = b'{"predictions": [1, 0]}'
+GZIPPED = gzip.compress(V1_RESPONSE, mtime=0)
 
 
 class RawUpstream:
@@ -107,6 +109,11 @@ class RawUpstream:
             payload = b'{"data": {"names": ["p"], "ndarray": [[0.25]]}, "meta": {"puid": "s-1"}}'
             writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
                          b"content-length: %d\r\n\r\n" % len(payload) + payload)
+        elif path.startswith(b"/v1/models/") and b"x-gzip-please" in head.lower():
+            payload = GZIPPED
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                         b"content-encoding: gzip\r\ncontent-length: %d\r\n\r\n"
+                         % len(payload) + payload)
         elif path.startswith(b"/v1/models/"):
             payload = b"not json" if b"x-plain" in head.lower() else V1_RESPONSE
             writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
@@ -251,6 +258,18 @@ def test_a_seldon_request_is_named_by_its_puid(proxy: ProxyProcess) -> None:
     assert response.headers["x-request-id"] == "s-1"
     key = "driftline_proxy_rows_logged_total"
     assert _wait_metric(proxy, key, before + 1)[key] == before + 1
+
+
+def test_a_compressed_response_passes_compressed_and_is_logged(proxy: ProxyProcess) -> None:
+    key = "driftline_proxy_rows_logged_total"
+    before = proxy.metrics()[key]
+    with httpx.Client(timeout=20) as client, client.stream(
+            "POST", proxy.url + "/v1/models/m:predict", json={"instances": [[1, 2], [3, 4]]},
+            headers={"accept-encoding": "gzip", "x-gzip-please": "1"}) as response:
+        raw = b"".join(response.iter_raw())
+    assert response.headers["content-encoding"] == "gzip"
+    assert raw == GZIPPED  # the bytes as the upstream sent them
+    assert _wait_metric(proxy, key, before + 2)[key] == before + 2
 
 
 def test_a_request_too_large_to_log_passes_and_is_counted(proxy: ProxyProcess) -> None:

@@ -142,8 +142,9 @@ def test_mlserver_v2_through_the_proxy(mlserver: ModelServer, kafka_bootstrap: s
     expected: dict[str, dict[str, Any]] = {}
     try:
         with httpx.Client(timeout=30) as client:
-            for i in range(40):
-                rows = _rows(rng, 1 + i % 4)
+            for i in range(41):
+                # The last one is answered gzipped (MLServer compresses past 1,000 bytes).
+                rows = _rows(rng, 60 if i == 40 else 1 + i % 4)
                 n = len(rows)
                 if i % 2 == 0:  # one tensor of four unnamed columns
                     inputs = [{"name": "input-0", "datatype": "FP64", "shape": [n, 4],
@@ -162,6 +163,7 @@ def test_mlserver_v2_through_the_proxy(mlserver: ModelServer, kafka_bootstrap: s
                                       headers={"content-type": "application/json", **headers})
                 _same(direct, proxied)
                 assert direct.status_code == 200
+                assert (proxied.headers.get("content-encoding") == "gzip") == (i == 40)
                 request_id = headers.get("x-request-id", f"mls-{i}")
                 assert proxied.headers["x-request-id"] == request_id
                 output = direct.json()["outputs"][0]
@@ -187,7 +189,7 @@ def test_mlserver_v2_through_the_proxy(mlserver: ModelServer, kafka_bootstrap: s
         _check_events(events, expected, model)
         metrics = proxy.metrics()
         assert metrics["driftline_proxy_rows_logged_total"] == len(expected)
-        assert metrics['driftline_proxy_requests_total{kind="infer"}'] == 42
+        assert metrics['driftline_proxy_requests_total{kind="infer"}'] == 43
         assert metrics['driftline_proxy_unlogged_total{reason="error_status"}'] == 2
         assert metrics['driftline_sidecar_events_total{kind="prediction",outcome="sent"}'] == len(
             expected)

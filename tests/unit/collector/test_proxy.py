@@ -239,3 +239,33 @@ def test_the_cli_says_what_is_wrong_in_one_line(capsys: pytest.CaptureFixture[st
     assert code == 2
     assert "upstream must be an http://host:port URL" in capsys.readouterr().err
     assert main(["proxy", "--model", "m"]) == 2  # --upstream is required
+
+
+def test_compressed_bodies_are_logged_decompressed() -> None:
+    import gzip
+    import zlib
+
+    request = json.dumps({"instances": [[1.0, 2.0]] * 3}).encode()
+    response = json.dumps({"predictions": [0, 1, 1]}).encode()
+    sidecar = ListLogger()
+    recorder = Recorder(sidecar, model="m")
+    recorder.record(Exchange(Route("v1", "iris", None, "infer"), "r-1", gzip.compress(request),
+                             zlib.compress(response), 200, AT, 1.0, request_encoding="gzip",
+                             response_encoding="deflate"))
+    assert [call["prediction"] for call in sidecar.calls] == [0, 1, 1]
+    assert recorder.rows_logged == 3
+
+
+@pytest.mark.parametrize(("encoding", "body", "reason"), [
+    ("br", b"\x8b\x02\x80", "unsupported_encoding"),
+    ("gzip", b"not gzip", "invalid_json"),
+    ("gzip", __import__("gzip").compress(b" " * (9 * 1024 * 1024)), "too_large"),  # a bomb
+])
+def test_bodies_that_cannot_be_decompressed_are_counted(encoding: str, body: bytes,
+                                                        reason: str) -> None:
+    sidecar = ListLogger()
+    recorder = Recorder(sidecar, model="m")
+    recorder.record(Exchange(Route("v1", "iris", None, "infer"), "r-1", b'{"instances": [[1]]}',
+                             body, 200, AT, 1.0, response_encoding=encoding))
+    assert sidecar.calls == []
+    assert recorder.unlogged[reason] == 1
