@@ -17,7 +17,9 @@ own: peak_mb is the kernel's peak resident set size of that process (VmHWM), res
 /proc/self/clear_refs right after the Parquet read, so it counts the interpreter, the three
 DataFrames, the tool's imports and its work, nothing subtracted, but not the reader's transient
 buffers (drift_runner.py's own output also has the process's `ru_maxrss`, read included). With
---repeats N each tool runs in N fresh processes and every figure is the median.
+--repeats N each tool runs in N fresh processes, the tools taking turns (driftline, Evidently,
+Alibi Detect, NannyML, driftline, ...) so that a change in the machine's load falls on all of
+them alike, and every figure is the median.
 
 - driftline: cold = `ReferenceProfile.fit` + `detect_drift` with the default `DriftOptions`
   (method auto); repeat = `detect_drift` of `current_next` against the fitted profile.
@@ -123,7 +125,7 @@ def _reference_std(index: int) -> float:
         return float(np.sqrt((np.exp(0.25) - 1) * np.exp(2.0 + 0.25)))
     if family == 2:
         return float(np.sqrt(2.0) * 3.0)
-    return 2.0 * index / np.sqrt(12.0)
+    return float(2.0 * index / np.sqrt(12.0))
 
 
 def write_data(directory: Path, label: str) -> None:
@@ -175,8 +177,8 @@ def _median(runs: list[dict[str, Any]], key: str) -> float | None:
     return float(statistics.median(values)) if values else None
 
 
-def measure_tool(tool: str, python: Path, directory: Path, repeats: int) -> dict[str, Any]:
-    runs = [run_tool(tool, python, directory) for _ in range(repeats)]
+def summarise_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One tool's figures: medians over its runs, verdicts from the first."""
     first = runs[0]
     return {
         "cold_seconds": _median(runs, "cold_seconds"),
@@ -185,11 +187,23 @@ def measure_tool(tool: str, python: Path, directory: Path, repeats: int) -> dict
         "read_seconds": _median(runs, "read_seconds"),
         "rss_after_read_mb": _median(runs, "rss_after_read_mb"),
         "cold_runs_seconds": [r["cold_seconds"] for r in runs],
+        "repeat_runs_seconds": [r["repeat_seconds"] for r in runs],
         "features": first["features"],
         "methods": first["methods"],
         "dataset_drifted": first["dataset_drifted"],
         "n_drifted": sum(first["features"].values()),
     }
+
+
+def measure_tools(tools: dict[str, Path], directory: Path, repeats: int
+                  ) -> dict[str, dict[str, Any]]:
+    """Every tool `repeats` times, taking turns, each run in a fresh process."""
+    runs: dict[str, list[dict[str, Any]]] = {tool: [] for tool in tools}
+    for _ in range(repeats):
+        for tool, python in tools.items():
+            runs[tool].append(run_tool(tool, python, directory))
+            print(f"  {tool}: cold {runs[tool][-1]['cold_seconds']:.3f} s", file=sys.stderr)
+    return {tool: summarise_runs(tool_runs) for tool, tool_runs in runs.items()}
 
 
 def _verdicts_equal(ours: dict[str, Any], theirs: dict[str, Any]) -> bool:
@@ -203,38 +217,40 @@ def _slim(result: dict[str, Any]) -> dict[str, Any]:
 
 def measure_size(label: str, repeats: int, peers: list[str]) -> dict[str, Any]:
     own = Path(sys.executable)
+    tools = {"driftline": own}
+    if "evidently" in peers:
+        tools.update(evidently_legacy=own, evidently_current=own)
+    for peer in ("alibi_detect", "nannyml"):
+        if peer in peers:
+            tools[peer] = peer_python(peer)  # created before any timing
     with tempfile.TemporaryDirectory(prefix="driftline-bench-") as tmp:
         directory = Path(tmp)
         started = time.perf_counter()
         write_data(directory, label)
         print(f"{label}: data written in {time.perf_counter() - started:.1f} s", file=sys.stderr)
-        ours = measure_tool("driftline", own, directory, repeats)
-        print(f"{label}: driftline {ours['cold_seconds']:.3f} s", file=sys.stderr)
-        results: dict[str, dict[str, Any]] = {}
-        if "evidently" in peers:
-            legacy = measure_tool("evidently_legacy", own, directory, repeats)
-            print(f"{label}: evidently legacy {legacy['cold_seconds']:.1f} s", file=sys.stderr)
-            current = measure_tool("evidently_current", own, directory, repeats)
-            print(f"{label}: evidently current {current['cold_seconds']:.1f} s", file=sys.stderr)
-            faster = legacy if legacy["cold_seconds"] <= current["cold_seconds"] else current
-            results["evidently"] = {
-                "cold_seconds": faster["cold_seconds"],
-                "repeat_seconds": faster["cold_seconds"],  # no fitted state: repeat = cold
-                "peak_mb": faster["peak_mb"],
-                "api": "legacy" if faster is legacy else "current",
-                "legacy": _slim(legacy),
-                "current": _slim(current),
-                "verdicts_equal_legacy": _verdicts_equal(ours, legacy),
-                "verdicts_equal_current": _verdicts_equal(ours, current),
-                "methods_equal": ours["methods"] == _driftline_names(legacy["methods"]),
-                "n_drifted": legacy["n_drifted"],
-                "dataset_drifted": legacy["dataset_drifted"],
-                "read_seconds": legacy["read_seconds"],
-            }
-        for peer in ("alibi_detect", "nannyml"):
-            if peer in peers:
-                results[peer] = _slim(measure_tool(peer, peer_python(peer), directory, repeats))
-                print(f"{label}: {peer} {results[peer]['cold_seconds']:.1f} s", file=sys.stderr)
+        measured = measure_tools(tools, directory, repeats)
+    ours = measured["driftline"]
+    results: dict[str, dict[str, Any]] = {}
+    if "evidently" in peers:
+        legacy, current = measured["evidently_legacy"], measured["evidently_current"]
+        faster = legacy if legacy["cold_seconds"] <= current["cold_seconds"] else current
+        results["evidently"] = {
+            "cold_seconds": faster["cold_seconds"],
+            "repeat_seconds": faster["cold_seconds"],  # no fitted state: repeat = cold
+            "peak_mb": faster["peak_mb"],
+            "api": "legacy" if faster is legacy else "current",
+            "legacy": _slim(legacy),
+            "current": _slim(current),
+            "verdicts_equal_legacy": _verdicts_equal(ours, legacy),
+            "verdicts_equal_current": _verdicts_equal(ours, current),
+            "methods_equal": ours["methods"] == _driftline_names(legacy["methods"]),
+            "n_drifted": legacy["n_drifted"],
+            "dataset_drifted": legacy["dataset_drifted"],
+            "read_seconds": legacy["read_seconds"],
+        }
+    for peer in ("alibi_detect", "nannyml"):
+        if peer in peers:
+            results[peer] = _slim(measured[peer])
     return summarise(ours, results)
 
 
