@@ -228,6 +228,8 @@ def test_a_connection_the_upstream_closed_while_idle_is_retried(proxy: ProxyProc
             time.sleep(0.05)  # the upstream's close reaches the proxy's pooled connection
     # Each request after the first needs a new connection: the pooled one is found closed.
     assert upstream.connections - before >= 4
+    # ... and none was sent twice: the stale connection had answered nothing.
+    assert sum(head.startswith(b"GET /drop-after ") for head, _ in upstream.received) == 5
 
 
 def test_inference_gets_a_request_id_and_odd_bodies_are_counted(proxy: ProxyProcess) -> None:
@@ -280,6 +282,20 @@ def test_a_request_too_large_to_log_passes_and_is_counted(proxy: ProxyProcess) -
                           timeout=60)
     assert (response.status_code, response.content) == (200, V1_RESPONSE)
     assert _wait_metric(proxy, key, before + 1)[key] == before + 1
+
+
+def test_concurrent_requests_each_get_their_own_answer(proxy: ProxyProcess) -> None:
+    async def run() -> list[tuple[int, bytes]]:
+        async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=40)) as client:
+            async def one(i: int) -> tuple[int, bytes]:
+                response = await client.post(f"{proxy.url}/echo?n={i}", content=b"%d" % i)
+                return i, response.content
+
+            return await asyncio.gather(*(one(i) for i in range(200)))
+
+    for i, content in asyncio.run(run()):
+        # The upstream echoes the request line it got: no answer went to another request.
+        assert f"POST /echo?n={i} HTTP/1.1" in json.loads(content)["head"]
 
 
 def test_an_unreachable_upstream_is_a_502_and_counted(tmp_path: Path) -> None:
