@@ -111,15 +111,20 @@ class ProxyApp:
         request_encoding: bytes | None = None
         framed = False
         forward: list[tuple[bytes, bytes]] = []
+        listed: set[bytes] = set()
         for name, value in scope["headers"]:
             if name in _REQUEST_HOP:
                 framed = framed or name in (b"content-length", b"transfer-encoding")
+                if name == b"connection":  # the headers it names are this hop's too
+                    listed.update(token.strip().lower() for token in value.split(b","))
                 continue
             if name == _REQUEST_ID and value:  # an empty one names nothing
                 request_id = value
             elif name == b"content-encoding":
                 request_encoding = value
             forward.append((name, value))
+        if listed:
+            forward = [(name, value) for name, value in forward if name not in listed]
         if framed or body:
             forward.append((b"content-length", b"%d" % len(body)))
         target: bytes = scope.get("raw_path") or scope["path"].encode()

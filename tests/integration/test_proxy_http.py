@@ -174,7 +174,8 @@ def test_a_streamed_response_stays_streamed(proxy: ProxyProcess, upstream: RawUp
 def test_request_and_response_pass_unchanged(proxy: ProxyProcess, upstream: RawUpstream) -> None:
     target = "/echo?q=a%20b&q=2"
     response = httpx.post(proxy.url + target, content=b'{"k": 1}',
-                          headers={"x-trace": "t-1", "content-type": "application/json"})
+                          headers={"x-trace": "t-1", "content-type": "application/json",
+                                   "connection": "keep-alive, x-hop", "x-hop": "not forwarded"})
     assert response.status_code == 201
     assert response.headers["x-custom"] == "one"
     assert response.headers.get_list("set-cookie") == ["a=1", "b=2"]
@@ -186,6 +187,7 @@ def test_request_and_response_pass_unchanged(proxy: ProxyProcess, upstream: RawU
     assert headers["x-trace"] == "t-1"
     assert headers["content-length"] == "8"
     assert "x-request-id" not in headers  # not an inference request: not touched
+    assert "x-hop" not in headers  # named by Connection: one hop's (RFC 9110 section 7.6.1)
     assert "x-request-id" not in response.headers
 
 
