@@ -109,8 +109,8 @@ class NumericProfile:
         The sum of the reference values over any stretch of ranks is then the difference
         of two of them, so a window's Wasserstein distance costs O(m log n), not a pass over
         the whole reference. They double the column's memory, so they are made on the first
-        call (by the Wasserstein distance) and kept with the profile, which the service
-        keeps for every window of the same reference.
+        call (by the Wasserstein distance of a window under a fiftieth of the reference's
+        size) and kept with the profile, which the service keeps for every window.
 
         Examples:
             >>> NumericProfile.fit([1.0, 2.0, 6.0]).centred_sums().tolist()
