@@ -17,7 +17,6 @@ from sqlalchemy.engine import make_url
 
 from tests import services
 
-
 # Scripts that tests run in other venvs (MLflow's, MLServer's): not modules of this venv.
 collect_ignore = ["integration/mlflow_sidecar_runner.py", "integration/seldon_v2_gateway.py"]
 
