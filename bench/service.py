@@ -328,10 +328,13 @@ def collector_ingest(directory: Path, store: Store, bootstrap: str, topic: str, 
                   processes=processes, only="ingest")
     try:
         first: tuple[float, int] | None = None
+        empty = time.perf_counter()  # the last scrape that found nothing stored yet
         deadline = time.monotonic() + 1800
         while True:
             stored = serve.ingested()
             now = time.perf_counter()
+            if stored == 0:
+                empty = now
             if first is None and stored > 0:
                 first = (now, stored)
             if stored >= events:
@@ -344,9 +347,12 @@ def collector_ingest(directory: Path, store: Store, bootstrap: str, topic: str, 
     finally:
         serve.stop()
     assert first is not None
-    seconds = now - first[0]
+    if first[1] < stored:
+        seconds, counted = now - first[0], stored - first[1]
+    else:  # all of them in the first scrape (a tiny run): from the last scrape with none
+        seconds, counted = now - empty, stored
     return {"processes": processes, "stored": stored, "duplicates": duplicates,
-            "seconds": seconds, "events_per_second": (stored - first[1]) / seconds,
+            "seconds": seconds, "events_per_second": counted / seconds,
             "bytes_on_disk": store.size_bytes(), "load_average": os.getloadavg()[0]}
 
 
@@ -653,10 +659,10 @@ def window_lines(windows: dict[str, Any]) -> list[str]:
              "events a transaction (a full ingest poll), not through Kafka; the last N events of "
              "the store",
              "service = read_window + run_input + compute_run; memory = detectors.detect_drift of "
-             "the same 50 features in memory; medians; peak = VmHWM of one run in a fresh process "
-             "(RSS before the run in brackets)",
+             "the same 50 features in memory; medians; peak MB = VmHWM of one run in a fresh "
+             "process (+ its rise over the RSS before the run: the run's own memory)",
              f"{'store':<11} {'window':>9} {'memory s':>9} {'service s':>10} {'(read s)':>9} "
-             f"{'ratio':>7}  {'goal <= ' + str(GOAL_RUN) + 'x':<14} {'peak service MB':>18} "
+             f"{'ratio':>7}  {'goal <= ' + str(GOAL_RUN) + 'x':<15} {'peak service MB':>17} "
              f"{'peak memory MB':>17}  same drift"]
     for kind, entry in windows["stores"].items():
         for size, w in entry["windows"].items():
@@ -665,9 +671,9 @@ def window_lines(windows: dict[str, Any]) -> list[str]:
             lines.append(
                 f"{_names(kind):<11} {int(size):>9,} {w['memory_median']:>9.2f} "
                 f"{w['service_median']:>10.2f} {w['read_median']:>9.2f} {w['ratio']:>6.2f}x  "
-                f"{goal:<14} "
-                f"{sp['peak_mb']:>8,.0f} ({sp['rss_before_mb']:,.0f}) "
-                f"{mp['peak_mb']:>8,.0f} ({mp['rss_before_mb']:,.0f})  "
+                f"{goal:<15} "
+                f"{sp['peak_mb']:>7,.0f} (+{sp['peak_mb'] - sp['rss_before_mb']:>6,.0f}) "
+                f"{mp['peak_mb']:>7,.0f} (+{mp['peak_mb'] - mp['rss_before_mb']:>6,.0f})  "
                 f"{'yes' if w['same_drift'] else 'NO'}")
     for kind, e in windows["stores"].items():
         written = e.get("bytes_per_event_written", e["bytes_per_event"])
