@@ -7,6 +7,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+import yaml
 
 from collector.checks import check_sources
 from collector.config import parse_settings
@@ -65,3 +66,15 @@ def test_check_config_warns_of_a_loopback_endpoint_and_stray_feature_names(
     open_settings = parse_settings(_data(tmp_path, [{"name": "kserve", "kind": "cloudevents"}],
                                          http={"host": "0.0.0.0"}), environ={})
     assert check_sources(open_settings) == []
+
+
+def test_the_configuration_in_docs_integrations_md_is_valid(tmp_path: Path) -> None:
+    docs = (Path(__file__).resolve().parents[3] / "docs" / "integrations.md").read_text("utf-8")
+    section = docs.split("\n## The loggers as sources", 1)[1].split("\n## ", 1)[0]
+    snippet = yaml.safe_load(section.split("```yaml\n", 1)[1].split("```", 1)[0])
+    data = _data(tmp_path, snippet["sources"], http=snippet["http"])
+    data["models"][0]["features"] = dict.fromkeys(
+        ["sepal_length", "sepal_width", "petal_length", "petal_width"], "numeric")
+    settings = parse_settings(data, environ={})
+    assert [s.name for s in settings.sources] == ["kserve", "seldon", "seldon-kafka"]
+    assert check_sources(settings) == []
