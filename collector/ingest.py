@@ -117,6 +117,9 @@ class IngestLoop:
             max_partition_fetch_bytes=_FETCH_BYTES,
             fetch_max_bytes=_FETCH_BYTES * 2,
             bootstrap_timeout_ms=5000,
+            # A topic created just before the group forms has no metadata yet: look again
+            # within 30 s rather than kafka-python's default 5 minutes.
+            metadata_max_age_ms=30_000,
             session_timeout_ms=self._settings.session_timeout_ms,
             heartbeat_interval_ms=min(3000, self._settings.session_timeout_ms // 3),
         )

@@ -206,7 +206,9 @@ def test_every_logger_posts_to_the_collector_and_a_configured_source(tmp_path: P
     env = {e["name"]: e["value"] for e in kafka["spec"]["predictors"][0]["svcOrchSpec"]["env"]}
     assert env["LOGGER_KAFKA_BROKER"] == settings.kafka.bootstrap_servers
     kafka_source = sources["seldon-kafka"]
-    assert kafka_source.kafka_topics() == [env["LOGGER_KAFKA_TOPIC"]]
+    assert kafka_source.topics == [env["LOGGER_KAFKA_TOPIC"]]
+    # Two replicas: the unkeyed logger messages are re-keyed before pairing.
+    assert kafka_source.pairing_topic == f"{env['LOGGER_KAFKA_TOPIC']}.paired"
     assert kafka_source.models["iris-kafka"] == "iris"
 
 
