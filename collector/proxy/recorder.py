@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import Any, Final, Protocol
 from urllib.parse import quote
 
+from driftline_sidecar.asgi import row_request_id
 from driftline_sidecar.payloads import (
     PayloadError,
     Route,
@@ -197,12 +198,16 @@ class Recorder:
                 else None)
         log = self._sidecar.log
         event_ids = row_event_ids(self._model, exchange.request_id, len(inputs.rows))
-        for event_id, features, prediction in zip(event_ids, inputs.rows, outputs.predictions,
-                                                  strict=True):
+        n_rows = len(inputs.rows)
+        for row, (event_id, features, prediction) in enumerate(zip(
+                event_ids, inputs.rows, outputs.predictions, strict=True)):
             if isinstance(prediction, dict):
                 prediction = (prediction[self._output] if self._output in prediction
                               else next(iter(prediction.values())))
-            if log(features=features, prediction=prediction, request_id=exchange.request_id,
+            # One id per row, as the sources and the ASGI middleware store them ({id}:{row}
+            # for a request of several rows), so that a label can name one row.
+            request_id = row_request_id(exchange.request_id, row, n_rows)
+            if log(features=features, prediction=prediction, request_id=request_id,
                    tags=tags, latency_ms=exchange.latency_ms, timestamp=exchange.started_at,
                    model=self._model, model_version=version,
                    event_id=event_id) is not None:

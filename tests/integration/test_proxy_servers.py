@@ -32,6 +32,7 @@ from collector.app import Service
 from collector.config import Settings, parse_settings
 from collector.events import PredictionEvent, decode_event
 from collector.store.queries import stored_event_ids
+from driftline_sidecar.asgi import row_request_id
 from driftline_sidecar.payloads import row_event_id
 from tests import services
 from tests.integration import model_servers
@@ -171,7 +172,8 @@ def test_mlserver_v2_through_the_proxy(mlserver: ModelServer, kafka_bootstrap: s
                 scores = np.reshape(output["data"], output["shape"]).tolist()
                 for j, row in enumerate(rows):
                     expected[row_event_id(model, request_id, j)] = {
-                        "request_id": request_id, "features": dict(zip(FEATURES, row, strict=True)),
+                        "request_id": row_request_id(request_id, j, len(rows)),
+                        "features": dict(zip(FEATURES, row, strict=True)),
                         "prediction": scores[j], "version": "v1"}
             # Not inference, or not answered 200: passed through as they are, and not logged.
             for method, path, payload in [
@@ -254,7 +256,8 @@ def test_kserve_v1_through_the_proxy_into_the_collector(
                 for j, (row, scores) in enumerate(zip(rows, direct.json()["predictions"],
                                                       strict=True)):
                     expected[row_event_id(model, request_id, j)] = {
-                        "request_id": request_id, "features": dict(zip(names, row, strict=True)),
+                        "request_id": row_request_id(request_id, j, len(rows)),
+                        "features": dict(zip(names, row, strict=True)),
                         "prediction": scores, "version": None}
             for method, path, payload in [
                 ("GET", "/v1/models/iris", None), ("GET", "/v1/models", None),
@@ -312,7 +315,8 @@ def test_mlflow_through_the_proxy(mlflow: ModelServer, kafka_bootstrap: str, top
                 for j, (row, label) in enumerate(zip(rows, direct.json()["predictions"],
                                                      strict=True)):
                     expected[row_event_id(model, f"mlf-{i}", j)] = {
-                        "request_id": f"mlf-{i}", "features": dict(zip(FEATURES, row, strict=True)),
+                        "request_id": row_request_id(f"mlf-{i}", j, len(rows)),
+                        "features": dict(zip(FEATURES, row, strict=True)),
                         "prediction": label, "version": None}
             csv = ",".join(FEATURES) + "\n5.1,3.5,1.4,0.2\n"
             for content_type, payload in [("text/csv", csv.encode()),  # 200, not JSON: counted

@@ -65,10 +65,11 @@ def test_v2_rows_become_events_with_deterministic_ids() -> None:
     assert recorder.rows_logged == 2
     first, second = sidecar.calls
     assert first == {"features": {"a": 1.0, "b": 2.0}, "prediction": [0.1, 0.9],
-                     "request_id": "r-1", "tags": {"upstream_model": "iris"}, "latency_ms": 2.5,
-                     "timestamp": AT, "model": "fraud", "model_version": "v3",
-                     "event_id": row_event_id("fraud", "r-1", 0)}
+                     "request_id": "r-1:0", "tags": {"upstream_model": "iris"},
+                     "latency_ms": 2.5, "timestamp": AT, "model": "fraud",
+                     "model_version": "v3", "event_id": row_event_id("fraud", "r-1", 0)}
     assert second["features"] == {"a": 3.0, "b": 4.0}
+    assert second["request_id"] == "r-1:1"  # one id per row of a batch, so a label names one
     assert second["event_id"] == row_event_id("fraud", "r-1", 1)
 
 
