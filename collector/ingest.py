@@ -67,6 +67,24 @@ def deadletter_headers(record: Any, error: EventDecodeError) -> list[tuple[str, 
     ]
 
 
+def close_clients(consumer: KafkaConsumer | None, producer: KafkaProducer | None,
+                  role: str) -> None:
+    """Close a loop's consumer (without committing) and its producer (ingest, sources bridge).
+
+    Failures are only logged: closing a broken client must not stop the loop.
+    """
+    if consumer is not None:
+        try:
+            consumer.close(autocommit=False, timeout_ms=5000)
+        except Exception:
+            logger.warning("%s consumer close failed", role, exc_info=True)
+    if producer is not None:
+        try:
+            producer.close(timeout=5)
+        except Exception:
+            logger.warning("%s producer close failed", role, exc_info=True)
+
+
 class _SeekToStored(ConsumerRebalanceListener):  # type: ignore[misc]
     """On assignment, start each partition at the offset the store holds for it."""
 
@@ -140,16 +158,7 @@ class IngestLoop:
         logger.info("ingest connected", extra={"bootstrap": self._settings.bootstrap_servers})
 
     def _disconnect(self) -> None:
-        if self._consumer is not None:
-            try:
-                self._consumer.close(autocommit=False, timeout_ms=5000)
-            except Exception:  # closing a broken client must not stop the loop
-                logger.warning("consumer close failed", exc_info=True)
-        if self._producer is not None:
-            try:
-                self._producer.close(timeout=5)
-            except Exception:
-                logger.warning("producer close failed", exc_info=True)
+        close_clients(self._consumer, self._producer, "ingest")
         self._consumer, self._producer = None, None
 
     # -- the loop -------------------------------------------------------------------------------

@@ -40,7 +40,7 @@ from collector.config import KafkaSettings
 from collector.config_sources import SeldonKafkaLoggerSource, SourceSettings
 from collector.errors import EventDecodeError
 from collector.events import LabelEvent, PredictionEvent
-from collector.ingest import deadletter_headers
+from collector.ingest import close_clients, deadletter_headers
 from collector.reach import kafka_reachable
 from collector.sources.base import Part, SourceDecoder
 from collector.sources.convert import PartError, SourceContext
@@ -171,16 +171,7 @@ class Bridge:
         logger.info("sources bridge connected", extra={"topics": topics})
 
     def _disconnect(self) -> None:
-        if self._consumer is not None:
-            try:
-                self._consumer.close(autocommit=False, timeout_ms=5000)
-            except Exception:  # closing a broken client must not stop the loop
-                logger.warning("sources consumer close failed", exc_info=True)
-        if self._producer is not None:
-            try:
-                self._producer.close(timeout=5)
-            except Exception:
-                logger.warning("sources producer close failed", exc_info=True)
+        close_clients(self._consumer, self._producer, "sources")
         self._consumer, self._producer = None, None
         self._forget_all()
 
