@@ -57,6 +57,8 @@ def _column(values: list[Any]) -> tuple[pa.Array, bool]:
     kinds = {type(v) for v in values if v is not None}
     if not kinds:
         return pa.nulls(len(values), pa.null()), False
+    if kinds == {float}:
+        return pa.array(values, pa.float64()), False
     if kinds == {bool}:
         return pa.array(values, pa.bool_()), False
     if kinds == {str}:
@@ -72,10 +74,14 @@ def _column(values: list[Any]) -> tuple[pa.Array, bool]:
 def encode(events: Sequence[PredictionEvent]) -> bytes:
     """One batch's Arrow IPC bytes (the events in their order)."""
     n = len(events)
-    names: dict[str, None] = {}
-    for event in events:
-        for name in event.features:
-            names.setdefault(name, None)
+    # One pass gathers every feature's column; a slot left at _Missing was absent.
+    gathered: dict[str, list[Any]] = {}
+    for i, event in enumerate(events):
+        for name, value in event.features.items():
+            column = gathered.get(name)
+            if column is None:
+                column = gathered[name] = [_Missing] * n
+            column[i] = value
     fields: list[pa.Field] = []
     arrays: list[pa.Array] = []
 
@@ -100,14 +106,14 @@ def encode(events: Sequence[PredictionEvent]) -> bytes:
     add("_tags", [dict(e.tags) if e.tags else None for e in events], json_only=True)
     fields.append(pa.field("_latency_ms", pa.float64()))
     arrays.append(pa.array([e.latency_ms for e in events], pa.float64()))
-    for name in names:
-        sentinel = _Missing
-        values = [e.features.get(name, sentinel) for e in events]
-        absent = [v is sentinel for v in values]
-        add(FEATURE + name, [None if v is sentinel else v for v in values])
-        if any(absent):
+    for name, values in gathered.items():
+        if _Missing in values:
+            absent = [v is _Missing for v in values]
+            add(FEATURE + name, [None if v is _Missing else v for v in values])
             fields.append(pa.field(ABSENT + name, pa.bool_()))
             arrays.append(pa.array(absent, pa.bool_()))
+        else:
+            add(FEATURE + name, values)
     table = pa.Table.from_arrays(arrays, schema=pa.schema(fields))
     assert table.num_rows == n
     sink = io.BytesIO()

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Insert, Table, func, insert, select, text
+from sqlalchemy import Insert, Table, TextClause, func, insert, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -14,7 +15,6 @@ from collector.events import LabelEvent, PredictionEvent
 from collector.store.batches import encode, event_key, read_table, request_key
 from collector.store.models import (
     EventBatch,
-    EventKey,
     FeatureResult,
     Label,
     Reference,
@@ -88,9 +88,16 @@ def insert_predictions(
     return {e.event_id for model_events in by_model.values() for e in model_events}
 
 
+@functools.cache
+def _sqlite_key_insert(n: int) -> TextClause:
+    """One statement text per chunk size, so SQLAlchemy compiles it once, not per batch."""
+    values = ", ".join(f"(:k{i})" for i in range(n))  # placeholders only, no data
+    return text(f"INSERT INTO event_keys (key) VALUES {values} "  # noqa: S608
+                "ON CONFLICT DO NOTHING RETURNING key")
+
+
 def _insert_keys(session: Session, keys: list[bytes]) -> set[bytes]:
     """Insert event keys, returning those that were not stored yet."""
-    table: Table = EventKey.__table__  # type: ignore[assignment]
     if session.get_bind().dialect.name == "postgresql":
         result = session.execute(
             text("INSERT INTO event_keys (key) SELECT unnest(CAST(:keys AS bytea[])) "
@@ -99,9 +106,9 @@ def _insert_keys(session: Session, keys: list[bytes]) -> set[bytes]:
     fresh: set[bytes] = set()
     for start in range(0, len(keys), _CHUNK_ROWS):
         chunk = keys[start:start + _CHUNK_ROWS]
-        statement = _insert_ignoring(session, table, ["key"]).values(
-            [{"key": k} for k in chunk]).returning(table.c.key)
-        fresh.update(bytes(k) for k in session.execute(statement).scalars())
+        rows = session.execute(_sqlite_key_insert(len(chunk)),
+                               {f"k{i}": key for i, key in enumerate(chunk)})
+        fresh.update(bytes(k) for k in rows.scalars())
     return fresh
 
 
