@@ -67,6 +67,63 @@ def deadletter_headers(record: Any, error: EventDecodeError) -> list[tuple[str, 
     ]
 
 
+def connect_clients(settings: KafkaSettings, *, group_id: str, client_id: str,
+                    producer_client_id: str,
+                    metadata_max_age_ms: int) -> tuple[KafkaConsumer, KafkaProducer]:
+    """A consumer without auto-commit and a dead-letter producer (ingest, sources bridge).
+
+    Raises:
+        KafkaConnectionError: No bootstrap server answers.
+    """
+    servers = settings.bootstrap_servers.split(",")
+    if not kafka_reachable(servers):
+        raise KafkaConnectionError(f"no bootstrap server answers: {servers}")
+    consumer = KafkaConsumer(
+        bootstrap_servers=servers,
+        group_id=group_id,
+        client_id=client_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=settings.max_poll_records,
+        max_partition_fetch_bytes=_FETCH_BYTES,
+        fetch_max_bytes=_FETCH_BYTES * 2,
+        bootstrap_timeout_ms=5000,
+        metadata_max_age_ms=metadata_max_age_ms,
+        session_timeout_ms=settings.session_timeout_ms,
+        heartbeat_interval_ms=min(3000, settings.session_timeout_ms // 3),
+    )
+    try:
+        producer = KafkaProducer(
+            bootstrap_servers=servers,
+            client_id=producer_client_id,
+            acks="all",
+            linger_ms=5,
+            max_request_size=_MAX_DEADLETTER_BYTES + 64 * 1024,
+        )
+    except Exception:
+        consumer.close(autocommit=False)
+        raise
+    return consumer, producer
+
+
+def send_deadletter(producer: KafkaProducer, topic: str, record: Any,
+                    headers: list[tuple[str, bytes]]) -> Any:
+    """Produce `record`'s original bytes to the dead-letter topic; returns the send future.
+
+    A value larger than the topic takes keeps its head, with a `driftline.error.truncated`
+    header.
+    """
+    value = record.value
+    if value is not None and len(value) > _MAX_DEADLETTER_BYTES:
+        value = value[:_MAX_DEADLETTER_BYTES]
+        headers.append(("driftline.error.truncated", b"true"))
+    try:
+        return producer.send(topic, key=record.key, value=value, headers=headers)
+    except MessageSizeTooLargeError:
+        headers.append(("driftline.error.truncated", b"true"))
+        return producer.send(topic, key=record.key, value=value[:1024], headers=headers)
+
+
 def close_clients(consumer: KafkaConsumer | None, producer: KafkaProducer | None,
                   role: str) -> None:
     """Close a loop's consumer (without committing) and its producer (ingest, sources bridge).
@@ -122,36 +179,12 @@ class IngestLoop:
 
     # -- connection -----------------------------------------------------------------------------
     def _connect(self) -> None:
-        servers = self._settings.bootstrap_servers.split(",")
-        if not kafka_reachable(servers):
-            raise KafkaConnectionError(f"no bootstrap server answers: {servers}")
-        consumer = KafkaConsumer(
-            bootstrap_servers=servers,
-            group_id=self._settings.group_id,
-            client_id="driftline-collector",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_poll_records=self._settings.max_poll_records,
-            max_partition_fetch_bytes=_FETCH_BYTES,
-            fetch_max_bytes=_FETCH_BYTES * 2,
-            bootstrap_timeout_ms=5000,
+        consumer, producer = connect_clients(
+            self._settings, group_id=self._settings.group_id, client_id="driftline-collector",
+            producer_client_id="driftline-deadletter",
             # A topic created just before the group forms has no metadata yet: look again
             # within 30 s rather than kafka-python's default 5 minutes.
-            metadata_max_age_ms=30_000,
-            session_timeout_ms=self._settings.session_timeout_ms,
-            heartbeat_interval_ms=min(3000, self._settings.session_timeout_ms // 3),
-        )
-        try:
-            producer = KafkaProducer(
-                bootstrap_servers=servers,
-                client_id="driftline-deadletter",
-                acks="all",
-                linger_ms=5,
-                max_request_size=_MAX_DEADLETTER_BYTES + 64 * 1024,
-            )
-        except Exception:
-            consumer.close(autocommit=False)
-            raise
+            metadata_max_age_ms=30_000)
         self._consumer, self._producer = consumer, producer
         consumer.subscribe([self._settings.predictions_topic, self._settings.labels_topic],
                            listener=_SeekToStored(self))
@@ -283,24 +316,9 @@ class IngestLoop:
             return
         if self._producer is None:
             raise KafkaError("no dead-letter producer")
-        futures = []
-        for record, error in dead:
-            headers = deadletter_headers(record, error)
-            value = record.value
-            if value is not None and len(value) > _MAX_DEADLETTER_BYTES:
-                # Larger than the dead-letter topic takes: keep the head and say so.
-                value = value[:_MAX_DEADLETTER_BYTES]
-                headers.append(("driftline.error.truncated", b"true"))
-            try:
-                futures.append(self._producer.send(
-                    self._settings.deadletter_topic, key=record.key, value=value, headers=headers
-                ))
-            except MessageSizeTooLargeError:
-                headers.append(("driftline.error.truncated", b"true"))
-                futures.append(self._producer.send(
-                    self._settings.deadletter_topic, key=record.key, value=value[:1024],
-                    headers=headers,
-                ))
+        futures = [send_deadletter(self._producer, self._settings.deadletter_topic, record,
+                                   deadletter_headers(record, error))
+                   for record, error in dead]
         self._producer.flush(timeout=30)
         for future in futures:
             future.get(timeout=30)  # raises if the dead letter did not reach the broker

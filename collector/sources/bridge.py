@@ -33,15 +33,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.errors import KafkaConnectionError, KafkaError
+from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from collector.config import KafkaSettings
 from collector.config_sources import SeldonKafkaLoggerSource, SourceSettings
 from collector.errors import EventDecodeError
 from collector.events import LabelEvent, PredictionEvent
-from collector.ingest import close_clients, deadletter_headers
-from collector.reach import kafka_reachable
+from collector.ingest import (
+    close_clients,
+    connect_clients,
+    deadletter_headers,
+    send_deadletter,
+)
 from collector.sources.base import Part, SourceDecoder
 from collector.sources.convert import PartError, SourceContext
 from collector.sources.logger import pairing_key, record_time
@@ -51,7 +55,6 @@ from collector.sources.registry import build_decoders
 
 logger = logging.getLogger(__name__)
 
-_MAX_DEADLETTER_BYTES = 8 * 1024 * 1024
 _MAX_BACKOFF_SECONDS = 30.0
 _SEND_TIMEOUT_SECONDS = 30.0
 _TOPIC_WAIT_SECONDS = 10.0
@@ -139,25 +142,9 @@ class Bridge:
 
     # -- connection -----------------------------------------------------------------------------
     def _connect(self) -> None:
-        servers = self._kafka.bootstrap_servers.split(",")
-        if not kafka_reachable(servers):
-            raise KafkaConnectionError(f"no bootstrap server answers: {servers}")
-        consumer = KafkaConsumer(
-            bootstrap_servers=servers, group_id=self.group_id, client_id="driftline-sources",
-            enable_auto_commit=False, auto_offset_reset="earliest",
-            max_poll_records=self._kafka.max_poll_records, bootstrap_timeout_ms=5000,
-            session_timeout_ms=self._kafka.session_timeout_ms,
-            heartbeat_interval_ms=min(3000, self._kafka.session_timeout_ms // 3),
-            metadata_max_age_ms=10_000,
-        )
-        try:
-            producer = KafkaProducer(
-                bootstrap_servers=servers, client_id="driftline-sources", acks="all",
-                linger_ms=5, max_request_size=_MAX_DEADLETTER_BYTES + 64 * 1024,
-            )
-        except Exception:
-            consumer.close(autocommit=False)
-            raise
+        consumer, producer = connect_clients(
+            self._kafka, group_id=self.group_id, client_id="driftline-sources",
+            producer_client_id="driftline-sources", metadata_max_age_ms=10_000)
         # A group leader that assigns before it has a new topic's metadata leaves that topic
         # out until the next metadata refresh: wait (a little) until every topic is known.
         deadline = time.monotonic() + _TOPIC_WAIT_SECONDS
@@ -410,12 +397,7 @@ class Bridge:
         headers = list(record.headers or [])
         headers.extend(deadletter_headers(record, EventDecodeError(reason, message)))
         headers.append(("driftline.source.name", source.settings.name.encode()))
-        value = record.value
-        if value is not None and len(value) > _MAX_DEADLETTER_BYTES:
-            value = value[:_MAX_DEADLETTER_BYTES]
-            headers.append(("driftline.error.truncated", b"true"))
-        return producer.send(self._kafka.deadletter_topic, key=record.key, value=value,
-                             headers=headers)
+        return send_deadletter(producer, self._kafka.deadletter_topic, record, headers)
 
     def _commit(self) -> None:
         consumer = self._consumer
